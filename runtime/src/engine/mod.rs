@@ -1,0 +1,83 @@
+//! The shared Wasmtime engine and how components get into it.
+//!
+//! One [`wasmtime::Engine`] serves the whole app. Components are compiled once
+//! (or loaded from the on-disk cache in [`compile_cache`]), core modules are
+//! turned into components first ([`componentize`]), and each request then only
+//! pays for a new `Store` and an instantiation from a pre-linked
+//! `InstancePre`.
+
+pub mod compile_cache;
+pub mod componentize;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Engine settings that are worth a flag.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Use the pooling allocator (copy-on-write memory images, slots reused
+    /// between requests). Falls back to on-demand allocation when the
+    /// machine cannot reserve the pool's address space.
+    pub pooling: bool,
+    /// How many component instances may exist at once (pool size).
+    pub max_instances: u32,
+    /// Upper bound for one linear memory, in bytes.
+    pub max_instance_memory: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            max_instances: 1000,
+            max_instance_memory: 256 << 20,
+        }
+    }
+}
+
+/// Builds the engine. Pooling reserves virtual address space up front; if
+/// that fails (small `ulimit -v`, 32-bit address space) we log it and use
+/// on-demand allocation instead of refusing to start.
+pub fn build_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
+    let mut config = base_config();
+    if settings.pooling {
+        let mut pooling = PoolingAllocationConfig::default();
+        // A Spin component instance holds a handful of core instances (the
+        // program, the WASI adapter, shims), each with a memory or tables.
+        pooling
+            .total_component_instances(settings.max_instances)
+            .total_core_instances(settings.max_instances.saturating_mul(8))
+            .total_memories(settings.max_instances.saturating_mul(2))
+            .total_tables(settings.max_instances.saturating_mul(8))
+            .total_stacks(settings.max_instances)
+            .max_memories_per_component(8)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(32)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20)
+            .table_elements(100_000)
+            .max_memory_size(settings.max_instance_memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        match Engine::new(&config) {
+            Ok(engine) => return Ok(engine),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "pooling allocator unavailable; using on-demand instance allocation"
+            ),
+        }
+        config = base_config();
+    }
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot create the Wasmtime engine")
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .wasm_component_model_async(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true);
+    config
+}

@@ -1,0 +1,133 @@
+//! The data every guest `Store` carries, and the linker that exposes it.
+//!
+//! One struct, one [`ResourceTable`]; each capability is reached through a
+//! small `*View` borrow (`WasiView`, `WasiHttpView`) and wired by one
+//! `add_to_linker` call, the way Wasmtime's own `serve` does it.
+
+use std::sync::Arc;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::manifest::Component;
+
+/// Per-store state of one guest instance.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundPolicy,
+    /// Memory and table growth limits checked by Wasmtime.
+    pub limits: StoreLimits,
+}
+
+/// What every instance of one component starts with; built once at load,
+/// so a request only copies a few `Arc`s.
+#[derive(Debug, Clone)]
+pub struct InstanceTemplate {
+    /// The component ID, for logs.
+    pub component: Arc<str>,
+    environment: Arc<[(String, String)]>,
+    max_memory: usize,
+}
+
+impl InstanceTemplate {
+    /// The template for `component`, with linear memories capped at
+    /// `max_memory` bytes.
+    pub fn new(component: &Component, max_memory: usize) -> Self {
+        Self {
+            component: component.id.as_str().into(),
+            environment: component
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            max_memory,
+        }
+    }
+
+    /// Fresh state for one instance.
+    pub fn state(&self) -> HostState {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.environment).inherit_stdout().inherit_stderr();
+        HostState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundPolicy {
+                component: self.component.clone(),
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.max_memory)
+                .instances(64)
+                .build(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Decides what outbound HTTP a guest may make. Until the host APIs land
+/// (allowed hosts, pooled client, service chaining) every outbound request
+/// is denied with `HTTP-request-denied`, which is what Spin does for a
+/// component without `allowed_outbound_hosts`; never a silent call.
+struct OutboundPolicy {
+    component: Arc<str>,
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        tracing::warn!(
+            component = %self.component,
+            uri = %request.uri(),
+            "outbound HTTP denied: not in allowed_outbound_hosts"
+        );
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// The linker with every interface a Spin HTTP component may import: WASI
+/// 0.2 and 0.3 (CLI, clocks, random, filesystem, sockets, I/O) and
+/// `wasi:http` for both.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    Ok(linker)
+}

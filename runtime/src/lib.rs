@@ -1,0 +1,24 @@
+//! Tributary's host: runs Spin HTTP applications on Wasmtime.
+//!
+//! The pipeline, one module each:
+//! - [`manifest`] reads and validates `spin.toml` (Spin manifest v2);
+//! - [`router`] maps request paths to components with Spin's rules;
+//! - [`engine`] owns the Wasmtime engine, the compile cache and the
+//!   componentization of core modules;
+//! - [`host`] is the per-instance state and the linker of host interfaces;
+//! - [`instances`] schedules requests onto (by default fresh) instances;
+//! - [`app`] ties these into a [`app::LoadedApp`];
+//! - [`server`] is the HTTP front door;
+//! - [`build_cmd`] implements `trib build`.
+//!
+//! The `trib` binary parses flags into [`app::RuntimeSettings`] and calls
+//! into this library; nothing here reads the environment or the command line.
+
+pub mod app;
+pub mod build_cmd;
+pub mod engine;
+pub mod host;
+pub mod instances;
+pub mod manifest;
+pub mod router;
+pub mod server;

@@ -1,0 +1,216 @@
+//! `trib`: the command-line front end of the Tributary host.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use trib::app::RuntimeSettings;
+use trib::engine::EngineSettings;
+use trib::engine::compile_cache::CompileCache;
+use trib::instances::InstancePolicy;
+
+/// Runs Spin applications (manifest version 2) as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "trib", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the application's HTTP triggers.
+    Up(UpArgs),
+    /// Run each component's `[component.X.build]` command.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+struct ManifestArg {
+    /// The manifest, or a directory holding `spin.toml`.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    from: PathBuf,
+}
+
+impl ManifestArg {
+    fn path(&self) -> PathBuf {
+        if self.from.is_dir() {
+            self.from.join("spin.toml")
+        } else {
+            self.from.clone()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Address to listen on; port 0 picks a free port (the real address is
+    /// printed).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Directory for compiled components (default: ~/.cache/tributary).
+    #[arg(long, env = "TRIB_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component at startup instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Allocate instances on demand instead of from a pre-reserved pool.
+    #[arg(long)]
+    no_pooling: bool,
+    /// Component instances that may exist at once (pool size).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+    /// Linear-memory limit per instance, in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_instance_memory_mib: usize,
+    /// Wall-clock limit for a component to produce its response, e.g.
+    /// `30s` or `500ms` (default: none).
+    #[arg(long, value_parser = parse_duration)]
+    request_timeout: Option<Duration>,
+    /// How long to wait for in-flight requests on shutdown.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    shutdown_grace: Duration,
+    /// Build the app (`trib build`) before serving it.
+    #[arg(long)]
+    build: bool,
+}
+
+#[derive(Debug, Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Build only these components (repeatable).
+    #[arg(short = 'c', long = "component")]
+    components: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Up(args) => up(args),
+        Command::Build(args) => build(&args.manifest.path(), &args.components).map(|_| ()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn build(manifest: &Path, components: &[String]) -> anyhow::Result<usize> {
+    let app = trib::manifest::load(manifest)?;
+    let built = trib::build_cmd::build(&app, components)?;
+    eprintln!("Finished building {built} component(s).");
+    Ok(built)
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let manifest = args.manifest.path();
+    if args.build {
+        build(&manifest, &[])?;
+    }
+    let app = trib::manifest::load(&manifest)?;
+    let settings = RuntimeSettings {
+        engine: EngineSettings {
+            pooling: !args.no_pooling,
+            max_instances: args.max_instances,
+            max_instance_memory: args.max_instance_memory_mib << 20,
+        },
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or_else(CompileCache::default_dir)
+        },
+        instances: InstancePolicy {
+            request_timeout: args.request_timeout,
+            ..InstancePolicy::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let loaded = Arc::new(trib::app::load(app, &settings)?);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        print_routes(&loaded, addr);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: no new connections; finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        trib::server::serve(loaded, listener, stop_rx, args.shutdown_grace)
+            .await
+            .context("server failed")
+    })
+}
+
+/// Prints what `spin up` prints, so scripts and people see the same thing.
+fn print_routes(app: &trib::app::LoadedApp, addr: SocketAddr) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Serving http://{addr}");
+    let _ = writeln!(out, "Available Routes:");
+    for route in app.router.routes() {
+        let _ = writeln!(out, "  {}: http://{addr}{route}", route.component());
+    }
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,137 @@
+//! Spin manifest version 2 (`spin.toml`): parsing and validation.
+//!
+//! Config flows one way: the TOML text is read into the serde mirror in
+//! [`raw`], then [`validate`] turns it into the [`App`] the host runs. Every
+//! error names the file, line and field and says what was expected, so that
+//! nothing starts half-configured.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+pub use error::ManifestError;
+
+/// A validated Spin application, with every path resolved against the
+/// manifest's directory.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// `application.name`.
+    pub name: String,
+    /// The manifest file this app was read from.
+    pub manifest_path: PathBuf,
+    /// The directory relative paths in the manifest are resolved against.
+    pub root: PathBuf,
+    /// `application.trigger.http.base`, normalised to start with `/`.
+    pub http_base: String,
+    /// Application variables, in manifest order.
+    pub variables: IndexMap<String, Variable>,
+    /// Components by ID, in manifest order (inline ones after named ones).
+    pub components: IndexMap<String, Component>,
+    /// `[[trigger.http]]` entries, in manifest order.
+    pub http_triggers: Vec<HttpTrigger>,
+}
+
+/// An application variable (`[variables]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    /// Value used when no provider supplies one.
+    pub default: Option<String>,
+    /// Whether startup must fail if no provider supplies a value.
+    pub required: bool,
+    /// Whether the value must be kept out of logs.
+    pub secret: bool,
+}
+
+/// One `[component.NAME]` (or inline component) with resolved paths.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The component ID (the `NAME` in `[component.NAME]`).
+    pub id: String,
+    /// Absolute path of the Wasm file.
+    pub source: PathBuf,
+    /// File mounts, in manifest order.
+    pub files: Vec<FileMount>,
+    /// Globs excluded from `files`.
+    pub exclude_files: Vec<String>,
+    /// Environment variables given to the guest.
+    pub environment: IndexMap<String, String>,
+    /// Outbound host patterns, unexpanded (they may hold `{{ variable }}`).
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Key-value store labels the component may open.
+    pub key_value_stores: Vec<String>,
+    /// SQLite database labels the component may open.
+    pub sqlite_databases: Vec<String>,
+    /// Component variables: name to template.
+    pub variables: IndexMap<String, String>,
+    /// How `trib build` builds this component.
+    pub build: Option<BuildConfig>,
+}
+
+/// An entry of a component's `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMount {
+    /// A glob relative to the app root, mounted at the same relative path.
+    Pattern(String),
+    /// A directory or file mounted at an absolute guest path.
+    Placement {
+        /// Host path relative to the app root.
+        source: String,
+        /// Absolute guest path.
+        destination: String,
+    },
+}
+
+/// `[component.NAME.build]`.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// Shell commands, run in order.
+    pub commands: Vec<String>,
+    /// Directory the commands run in, resolved against the app root.
+    pub workdir: PathBuf,
+    /// Extra environment for the commands.
+    pub environment: IndexMap<String, String>,
+}
+
+/// One `[[trigger.http]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTrigger {
+    /// Where the trigger is reachable from outside.
+    pub route: HttpRoute,
+    /// The component that handles it.
+    pub component: String,
+}
+
+/// `route` of an HTTP trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpRoute {
+    /// A route pattern as written (`/api/...`, `/users/:id`).
+    Pattern(String),
+    /// `{ private = true }`: reachable only through service chaining.
+    Private,
+}
+
+/// Reads and validates the manifest at `path`.
+pub fn load(path: &Path) -> Result<App, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Validates manifest `text` as if read from `path` (used for error messages
+/// and to resolve relative paths).
+pub fn parse(path: &Path, text: &str) -> Result<App, ManifestError> {
+    validate::validate(path, text)
+}
+
+impl App {
+    /// The component with this ID.
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.get(id)
+    }
+}

@@ -1,0 +1,204 @@
+//! Serde mirror of Spin manifest version 2, exactly as written on disk.
+//!
+//! Every table denies unknown fields so that a typo is an error with a line
+//! number instead of a silently ignored setting. Validation that needs more
+//! than the shape of the TOML happens in [`super::validate`].
+
+#![expect(
+    dead_code,
+    reason = "a mirror of the format: fields that the host does not use yet must still parse"
+)]
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole `spin.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    pub spin_manifest_version: Spanned<toml::Value>,
+    pub application: RawApplication,
+    #[serde(default)]
+    pub variables: IndexMap<Spanned<String>, RawVariable>,
+    #[serde(default)]
+    pub trigger: RawTriggers,
+    #[serde(default)]
+    pub component: IndexMap<Spanned<String>, RawComponent>,
+}
+
+/// `[application]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApplication {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub authors: Vec<String>,
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub trigger: RawApplicationTriggers,
+    /// Free-form settings for external tools; Spin ignores it and so do we.
+    #[serde(default)]
+    pub tool: Option<toml::Table>,
+}
+
+/// `[application.trigger]`: global trigger settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApplicationTriggers {
+    #[serde(default)]
+    pub http: Option<RawHttpGlobal>,
+}
+
+/// `[application.trigger.http]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpGlobal {
+    #[serde(default)]
+    pub base: Option<Spanned<String>>,
+}
+
+/// `[variables.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariable {
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `[trigger]`: one array per trigger type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTriggers {
+    #[serde(default)]
+    pub http: Vec<Spanned<RawHttpTrigger>>,
+}
+
+/// `[[trigger.http]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpTrigger {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub route: Spanned<RawRoute>,
+    pub component: Spanned<RawTriggerComponent>,
+    #[serde(default)]
+    pub executor: Option<toml::Table>,
+    #[serde(default)]
+    pub static_response: Option<toml::Table>,
+}
+
+/// `route = "/path"` or `route = { private = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRoute {
+    Path(String),
+    Private(RawPrivateRoute),
+}
+
+/// `{ private = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivateRoute {
+    pub private: bool,
+}
+
+/// `component = "name"` or an inline component table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTriggerComponent {
+    Reference(String),
+    Inline(Box<RawComponent>),
+}
+
+/// `[component.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponent {
+    pub source: Spanned<RawSource>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub files: Vec<Spanned<RawFileMount>>,
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
+    #[serde(default)]
+    pub environment: IndexMap<String, String>,
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<Spanned<String>>,
+    /// Spin 1's spelling, still accepted by Spin 2 manifests as an error.
+    #[serde(default)]
+    pub allowed_http_hosts: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub key_value_stores: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub ai_models: Vec<String>,
+    #[serde(default)]
+    pub variables: IndexMap<Spanned<String>, String>,
+    #[serde(default)]
+    pub build: Option<RawBuild>,
+    #[serde(default)]
+    pub dependencies_inherit_configuration: bool,
+    #[serde(default)]
+    pub dependencies: Option<toml::Table>,
+    #[serde(default)]
+    pub tool: Option<toml::Table>,
+}
+
+/// `source = "path.wasm"` or a remote source table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSource {
+    Local(String),
+    Remote(toml::Table),
+}
+
+/// An entry of `files`: a glob, or `{ source = "dir", destination = "/dir" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawFileMount {
+    Pattern(String),
+    Placement(RawPlacement),
+}
+
+/// `{ source, destination }` in `files`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    pub source: String,
+    pub destination: String,
+}
+
+/// `[component.NAME.build]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuild {
+    pub command: RawCommands,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub watch: Vec<String>,
+    #[serde(default)]
+    pub environment: IndexMap<String, String>,
+}
+
+/// `command = "one"` or `command = ["one", "two"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCommands {
+    One(String),
+    Many(Vec<String>),
+}

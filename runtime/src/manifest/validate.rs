@@ -1,0 +1,493 @@
+//! Turns manifest text into a validated [`App`], or the first problem found.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use toml::Spanned;
+
+use super::error::Locator;
+use super::raw::{
+    RawBuild, RawCommands, RawComponent, RawFileMount, RawManifest, RawRoute, RawSource,
+    RawTriggerComponent,
+};
+use super::{
+    App, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, ManifestError, Variable,
+};
+
+/// Where Spin reserves routes for itself.
+const RESERVED_ROUTE_PREFIX: &str = "/.well-known/spin/";
+
+pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
+    let loc = Locator::new(path, text);
+    check_version(&loc, text)?;
+    let raw: RawManifest = toml::from_str(text).map_err(|e| serde_error(&loc, &e))?;
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let root = std::path::absolute(&root).unwrap_or(root);
+
+    if raw.application.name.get_ref().trim().is_empty() {
+        return Err(loc.error(
+            raw.application.name.span().start,
+            "application.name",
+            "must not be empty (give the application a name, e.g. name = \"my-app\")",
+        ));
+    }
+
+    let http_base = match &raw.application.trigger.http {
+        Some(http) => match &http.base {
+            Some(base) => {
+                let b = base.get_ref();
+                if !b.starts_with('/') {
+                    return Err(loc.error(
+                        base.span().start,
+                        "application.trigger.http.base",
+                        format!("must start with '/', found {b:?} (e.g. base = \"/\")"),
+                    ));
+                }
+                b.clone()
+            }
+            None => "/".to_owned(),
+        },
+        None => "/".to_owned(),
+    };
+
+    let mut variables = IndexMap::new();
+    for (name, var) in &raw.variables {
+        let field = format!("variables.{}", name.get_ref());
+        check_variable_name(&loc, name, &field)?;
+        if var.required && var.default.is_some() {
+            return Err(loc.error(
+                name.span().start,
+                field,
+                "cannot be both `required = true` and have a `default` (remove one of them)",
+            ));
+        }
+        variables.insert(
+            name.get_ref().clone(),
+            Variable {
+                default: var.default.clone(),
+                required: var.required,
+                secret: var.secret,
+            },
+        );
+    }
+
+    let mut components = IndexMap::new();
+    for (id, raw_component) in &raw.component {
+        check_component_id(&loc, id)?;
+        let component = component(&loc, &root, id.get_ref(), raw_component, &variables)?;
+        components.insert(id.get_ref().clone(), component);
+    }
+
+    let mut http_triggers = Vec::new();
+    for (index, trigger) in raw.trigger.http.iter().enumerate() {
+        let trigger_span = trigger.span().start;
+        let trigger = trigger.get_ref();
+        let field = format!("trigger.http[{index}]");
+        let route = match trigger.route.get_ref() {
+            RawRoute::Path(route) => {
+                check_route(&loc, trigger.route.span().start, &field, route)?;
+                HttpRoute::Pattern(route.clone())
+            }
+            RawRoute::Private(p) if p.private => HttpRoute::Private,
+            RawRoute::Private(_) => {
+                return Err(loc.error(
+                    trigger.route.span().start,
+                    format!("{field}.route"),
+                    "`{ private = false }` is not a route: give a path such as \"/api/...\" or `{ private = true }`",
+                ));
+            }
+        };
+        if let Some(executor) = &trigger.executor {
+            let kind = executor.get("type").and_then(toml::Value::as_str);
+            if kind != Some("spin") {
+                return Err(loc.error(
+                    trigger_span,
+                    format!("{field}.executor"),
+                    format!(
+                        "executor {} is not supported: only Spin HTTP components (remove `executor` or use {{ type = \"spin\" }})",
+                        kind.map_or("without a type".to_owned(), |k| format!("{k:?}"))
+                    ),
+                ));
+            }
+        }
+        if trigger.static_response.is_some() {
+            return Err(loc.error(
+                trigger_span,
+                format!("{field}.static_response"),
+                "static responses are not supported yet (serve the content from a component)",
+            ));
+        }
+        let component_id = match trigger.component.get_ref() {
+            RawTriggerComponent::Reference(id) => {
+                if !components.contains_key(id) {
+                    let known: Vec<&str> = components.keys().map(String::as_str).collect();
+                    return Err(loc.error(
+                        trigger.component.span().start,
+                        format!("{field}.component"),
+                        format!(
+                            "no component named {id:?} (define [component.{id}] or use one of: {})",
+                            if known.is_empty() { "none defined".to_owned() } else { known.join(", ") }
+                        ),
+                    ));
+                }
+                id.clone()
+            }
+            RawTriggerComponent::Inline(inline) => {
+                let id = trigger
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("inline-component-{}", index + 1));
+                let component = component(&loc, &root, &id, inline, &variables)?;
+                components.insert(id.clone(), component);
+                id
+            }
+        };
+        http_triggers.push(HttpTrigger {
+            route,
+            component: component_id,
+        });
+    }
+
+    Ok(App {
+        name: raw.application.name.into_inner(),
+        manifest_path: path.to_owned(),
+        root,
+        http_base,
+        variables,
+        components,
+        http_triggers,
+    })
+}
+
+/// Rejects manifests that are not version 2 before serde sees them, so that a
+/// Spin 1 manifest gets a conversion hint rather than a list of unknown fields.
+fn check_version(loc: &Locator<'_>, text: &str) -> Result<(), ManifestError> {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        loc.error(at, "(syntax)", format!("not valid TOML: {}", e.message().trim()))
+    })?;
+    let version = doc.get("spin_manifest_version");
+    let v1 = match version {
+        None => doc.contains_key("spin_version"),
+        Some(toml::Value::String(s)) => s == "1",
+        Some(toml::Value::Integer(1)) => true,
+        Some(_) => false,
+    };
+    if v1 {
+        return Err(loc.error(
+            offset_of_key(text, "spin_manifest_version")
+                .or_else(|| offset_of_key(text, "spin_version"))
+                .unwrap_or(0),
+            "spin_manifest_version",
+            "Spin manifest version 1 is not supported: convert it to version 2 (run `spin doctor` with Spin 2.x or 3.x, or see https://spinframework.dev/v2/manifest-reference) and set spin_manifest_version = 2",
+        ));
+    }
+    match version {
+        Some(toml::Value::Integer(2)) => Ok(()),
+        None => Err(loc.error(
+            0,
+            "spin_manifest_version",
+            "missing: add `spin_manifest_version = 2` at the top of the manifest",
+        )),
+        Some(other) => Err(loc.error(
+            offset_of_key(text, "spin_manifest_version").unwrap_or(0),
+            "spin_manifest_version",
+            format!("expected the integer 2, found {other}"),
+        )),
+    }
+}
+
+fn offset_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(key) {
+            return Some(offset + (line.len() - line.trim_start().len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Maps a serde error from the `toml` crate to a located, one-line error
+/// with the dotted field path and a plain-words expectation.
+fn serde_error(loc: &Locator<'_>, e: &toml::de::Error) -> ManifestError {
+    let at = e.span().map_or(0, |s| s.start);
+    let table = loc.table_at(at).unwrap_or_default();
+    let message = e.message().trim().replace('\n', " ");
+    let key = backticked(&message).filter(|_| message.starts_with("unknown field"));
+    let missing = backticked(&message).filter(|_| message.starts_with("missing field"));
+    let field = match key.or(missing) {
+        Some(k) if table.is_empty() => k,
+        Some(k) => format!("{table}.{k}"),
+        None => key_at(loc, at).map_or_else(
+            || if table.is_empty() { "(top level)".to_owned() } else { table.clone() },
+            |k| if table.is_empty() { k.clone() } else { format!("{table}.{k}") },
+        ),
+    };
+    loc.error(at, field, friendly(&message))
+}
+
+/// The key being assigned on the line holding `offset`, if any.
+fn key_at(loc: &Locator<'_>, offset: usize) -> Option<String> {
+    let (line, _) = loc.line_col(offset);
+    let text = loc.text_line(line)?;
+    let (key, _) = text.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
+}
+
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+/// Replaces serde's names for our internal types with what a user writes.
+fn friendly(message: &str) -> String {
+    const EXPECTED: [(&str, &str); 6] = [
+        ("RawRoute", "expected a route string such as \"/api/...\" or `{ private = true }`"),
+        ("RawTriggerComponent", "expected a component name or an inline component table with at least `source`"),
+        ("RawSource", "expected a path to a .wasm file, e.g. source = \"target/wasm32-wasip2/release/app.wasm\""),
+        ("RawFileMount", "expected a glob string or `{ source = \"dir\", destination = \"/dir\" }`"),
+        ("RawCommands", "expected a command string or an array of command strings"),
+        ("RawPrivateRoute", "expected `{ private = true }`"),
+    ];
+    for (name, expected) in EXPECTED {
+        if message.contains(&format!("enum {name}")) {
+            return expected.to_owned();
+        }
+    }
+    message.to_owned()
+}
+
+fn check_component_id(loc: &Locator<'_>, id: &Spanned<String>) -> Result<(), ManifestError> {
+    let s = id.get_ref();
+    if !is_kebab(s) {
+        return Err(loc.error(
+            id.span().start,
+            format!("component.{s}"),
+            "component IDs must be kebab-case: lowercase letters, digits and single hyphens, starting with a letter (e.g. [component.my-api])",
+        ));
+    }
+    Ok(())
+}
+
+fn is_kebab(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && !s.ends_with('-')
+        && !s.contains("--")
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn check_variable_name(
+    loc: &Locator<'_>,
+    name: &Spanned<String>,
+    field: &str,
+) -> Result<(), ManifestError> {
+    if !is_variable_name(name.get_ref()) {
+        return Err(loc.error(
+            name.span().start,
+            field,
+            "variable names must be lowercase letters, digits and underscores, starting with a letter (e.g. api_key)",
+        ));
+    }
+    Ok(())
+}
+
+fn is_variable_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_route(
+    loc: &Locator<'_>,
+    at: usize,
+    field: &str,
+    route: &str,
+) -> Result<(), ManifestError> {
+    let field = format!("{field}.route");
+    let absolute = if route.starts_with('/') {
+        route.to_owned()
+    } else {
+        format!("/{route}")
+    };
+    if absolute.starts_with(RESERVED_ROUTE_PREFIX) {
+        return Err(loc.error(
+            at,
+            field,
+            format!("routes under {RESERVED_ROUTE_PREFIX} are reserved for the host (choose another path)"),
+        ));
+    }
+    if let Err(e) = crate::router::check_pattern(&absolute) {
+        return Err(loc.error(at, field, format!("invalid route {route:?}: {e}")));
+    }
+    Ok(())
+}
+
+fn component(
+    loc: &Locator<'_>,
+    root: &Path,
+    id: &str,
+    raw: &RawComponent,
+    variables: &IndexMap<String, Variable>,
+) -> Result<Component, ManifestError> {
+    let field = |f: &str| format!("component.{id}.{f}");
+    let source = match raw.source.get_ref() {
+        RawSource::Local(path) if !path.trim().is_empty() => root.join(path),
+        RawSource::Local(_) => {
+            return Err(loc.error(
+                raw.source.span().start,
+                field("source"),
+                "must not be empty (give the path of the component's .wasm file)",
+            ));
+        }
+        RawSource::Remote(_) => {
+            return Err(loc.error(
+                raw.source.span().start,
+                field("source"),
+                "remote sources (url or registry) are not supported yet: download the .wasm file and give its local path",
+            ));
+        }
+    };
+    if let Some(hosts) = &raw.allowed_http_hosts {
+        return Err(loc.error(
+            hosts.span().start,
+            field("allowed_http_hosts"),
+            "is Spin 1 syntax: use allowed_outbound_hosts = [\"https://example.com\"] instead",
+        ));
+    }
+    if raw.dependencies.is_some() {
+        return Err(loc.error(
+            raw.source.span().start,
+            field("dependencies"),
+            "component dependencies are not supported yet",
+        ));
+    }
+    let mut files = Vec::new();
+    for mount in &raw.files {
+        files.push(match mount.get_ref() {
+            RawFileMount::Pattern(p) => FileMount::Pattern(p.clone()),
+            RawFileMount::Placement(p) => {
+                if !p.destination.starts_with('/') {
+                    return Err(loc.error(
+                        mount.span().start,
+                        field("files"),
+                        format!(
+                            "destination {:?} must be an absolute guest path (e.g. \"/assets\")",
+                            p.destination
+                        ),
+                    ));
+                }
+                FileMount::Placement {
+                    source: p.source.clone(),
+                    destination: p.destination.clone(),
+                }
+            }
+        });
+    }
+    let labels = |list: &[Spanned<String>], name: &str| -> Result<Vec<String>, ManifestError> {
+        list.iter()
+            .map(|label| {
+                if is_label(label.get_ref()) {
+                    Ok(label.get_ref().clone())
+                } else {
+                    Err(loc.error(
+                        label.span().start,
+                        field(name),
+                        format!(
+                            "{:?} is not a valid label: use letters, digits, '-' and '_' (e.g. \"default\")",
+                            label.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    };
+    let key_value_stores = labels(&raw.key_value_stores, "key_value_stores")?;
+    let sqlite_databases = labels(&raw.sqlite_databases, "sqlite_databases")?;
+    let mut allowed_outbound_hosts = Vec::new();
+    for host in &raw.allowed_outbound_hosts {
+        check_templates(loc, host.span().start, &field("allowed_outbound_hosts"), host.get_ref(), variables)?;
+        allowed_outbound_hosts.push(host.get_ref().clone());
+    }
+    let mut component_variables = IndexMap::new();
+    for (name, template) in &raw.variables {
+        let f = format!("component.{id}.variables.{}", name.get_ref());
+        check_variable_name(loc, name, &f)?;
+        check_templates(loc, name.span().start, &f, template, variables)?;
+        component_variables.insert(name.get_ref().clone(), template.clone());
+    }
+    Ok(Component {
+        id: id.to_owned(),
+        source,
+        files,
+        exclude_files: raw.exclude_files.clone(),
+        environment: raw.environment.clone(),
+        allowed_outbound_hosts,
+        key_value_stores,
+        sqlite_databases,
+        variables: component_variables,
+        build: raw.build.as_ref().map(|b| build(root, b)),
+    })
+}
+
+/// Checks that every `{{ name }}` in `template` is well formed and names an
+/// application variable.
+fn check_templates(
+    loc: &Locator<'_>,
+    at: usize,
+    field: &str,
+    template: &str,
+    variables: &IndexMap<String, Variable>,
+) -> Result<(), ManifestError> {
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(loc.error(
+                at,
+                field,
+                format!("unclosed `{{{{` in {template:?} (write {{{{ variable_name }}}})"),
+            ));
+        };
+        let name = after[..end].trim();
+        if !variables.contains_key(name) {
+            return Err(loc.error(
+                at,
+                field,
+                format!(
+                    "refers to variable {name:?}, which is not defined (add it under [variables])"
+                ),
+            ));
+        }
+        rest = &after[end + 2..];
+    }
+    Ok(())
+}
+
+fn build(root: &Path, raw: &RawBuild) -> BuildConfig {
+    let commands = match &raw.command {
+        RawCommands::One(c) => vec![c.clone()],
+        RawCommands::Many(cs) => cs.clone(),
+    };
+    BuildConfig {
+        commands,
+        workdir: raw.workdir.as_ref().map_or_else(|| root.to_owned(), |w| root.join(w)),
+        environment: raw.environment.clone(),
+    }
+}

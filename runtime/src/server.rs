@@ -1,0 +1,255 @@
+//! The HTTP front door: accepts connections, routes requests, sets Spin's
+//! headers and turns failures into status codes.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::LoadedApp;
+use crate::router::RouteMatch;
+
+/// Where Spin answers health checks.
+pub const HEALTH_PATH: &str = "/.well-known/spin/health";
+/// Where Spin describes itself.
+pub const INFO_PATH: &str = "/.well-known/spin/info";
+
+/// The body type of every response we send.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves `app` on `listener` until `shutdown` flips to `true`, then stops
+/// accepting and waits up to `grace` for open connections to finish.
+pub async fn serve(
+    app: Arc<LoadedApp>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let epoch = EpochTicker::start(app.engine.clone());
+    // Every connection task holds a clone of `open`; `closed.recv()` ends
+    // once all of them are gone.
+    let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        let (stream, client) = tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() { break; }
+                continue;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let open = open.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(handle(&app, req, client).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => if let Err(e) = res {
+                    tracing::debug!(error = %e, %client, "connection ended with an error");
+                },
+                _ = async { let _ = conn_shutdown.wait_for(|stop| *stop).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(open);
+    drop(listener);
+    if tokio::time::timeout(grace, closed.recv()).await.is_err() {
+        tracing::warn!(grace_ms = grace.as_millis() as u64, "connections still open after the grace period");
+    }
+    drop(epoch);
+    Ok(())
+}
+
+/// Handles one request end to end; never fails (errors become statuses).
+pub async fn handle(
+    app: &LoadedApp,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<ResponseBody> {
+    let path = req.uri().path().to_owned();
+    if path == HEALTH_PATH {
+        return text(StatusCode::OK, "OK");
+    }
+    if path == INFO_PATH {
+        let info = format!(
+            "{{\"name\":{:?},\"runtime\":\"trib\",\"version\":{:?}}}",
+            app.app.name,
+            env!("CARGO_PKG_VERSION")
+        );
+        return text(StatusCode::OK, info);
+    }
+    let Some(route) = app.router.route(&path) else {
+        return text(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let Some(component) = app.components.get(&route.component) else {
+        tracing::error!(component = %route.component, "routed to a component that is not loaded");
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    };
+    let req = match prepare(req, &route, client, app.router.base()) {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::debug!(error = %e, "bad request");
+            return text(StatusCode::BAD_REQUEST, "Bad Request");
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = component.handler.handle((), req).await;
+    match result {
+        Ok(resp) => {
+            tracing::debug!(
+                component = %route.component,
+                status = resp.status().as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "request handled"
+            );
+            resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+        }
+        Err(e) => {
+            tracing::error!(component = %route.component, path = %path, "request failed: {e:#}");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    }
+}
+
+/// Gives the request an absolute URI and Spin's routing headers, and its body
+/// the type the guest bindings take.
+fn prepare(
+    req: Request<Incoming>,
+    route: &RouteMatch,
+    client: SocketAddr,
+    base: &str,
+) -> Result<wasmtime_wasi_http::handler::Request, http::Error> {
+    let (mut parts, body) = req.into_parts();
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .to_owned();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let scheme = parts.uri.scheme_str().unwrap_or("http").to_owned();
+    parts.uri = Uri::builder()
+        .scheme(scheme.as_str())
+        .authority(host.as_str())
+        .path_and_query(path_and_query.as_str())
+        .build()?;
+    let full_url = format!("{scheme}://{host}{path_and_query}");
+
+    // Clients must not be able to forge what the host asserts.
+    let forged: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        parts.headers.remove(name);
+    }
+    let mut set = |name: &str, value: &str| -> Result<(), http::Error> {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
+        let value = HeaderValue::from_str(value).map_err(http::Error::from)?;
+        parts.headers.insert(name, value);
+        Ok(())
+    };
+    set("spin-full-url", &full_url)?;
+    set("spin-path-info", &route.path_info)?;
+    set("spin-matched-route", &route.based_route)?;
+    set("spin-base-path", base)?;
+    set("spin-raw-component-route", &route.raw_route)?;
+    set("spin-component-route", route.component_route())?;
+    set("spin-client-addr", &client.to_string())?;
+    for (name, value) in &route.params {
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        )?;
+    }
+    let body = body
+        .map_err(wasmtime_wasi_http::Error::from)
+        .boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+/// A small plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut resp = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// One thread for the whole process that advances the engine's epoch, so
+/// busy guests yield and deadlines can be enforced without a timer per
+/// request.
+struct EpochTicker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often the epoch advances: the time slice a busy guest gets before it
+/// yields its worker thread.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("trib-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
