@@ -81,7 +81,9 @@ pub enum LoadError {
     #[error(transparent)]
     Route(#[from] crate::router::RouteError),
     /// The component's Wasm file is missing or unreadable.
-    #[error("component {component:?}: cannot read {path}: {source} (run `trib build` if it is built from source)")]
+    #[error(
+        "component {component:?}: cannot read {path}: {source} (run `trib build` if it is built from source)"
+    )]
     Source {
         /// The component ID.
         component: String,
@@ -131,11 +133,18 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     let linker = linker(&engine).context("cannot set up host interfaces")?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
     let mut components = HashMap::new();
-    let served: std::collections::HashSet<&str> =
-        app.http_triggers.iter().map(|t| t.component.as_str()).collect();
-    for component in app.components.values().filter(|c| served.contains(c.id.as_str())) {
+    let served: std::collections::HashSet<&str> = app
+        .http_triggers
+        .iter()
+        .map(|t| t.component.as_str())
+        .collect();
+    for component in app
+        .components
+        .values()
+        .filter(|c| served.contains(c.id.as_str()))
+    {
         let started = Instant::now();
-        let compiled = compile(&engine, &cache, component)?;
+        let (compiled, cached) = compile(&engine, &cache, component)?;
         let (pre, abi) = link(&linker, &compiled, &component.id)?;
         let template = InstanceTemplate::new(component, settings.engine.max_instance_memory);
         let handler =
@@ -143,6 +152,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         tracing::info!(
             component = %component.id,
             abi = ?abi,
+            cached,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component ready"
         );
@@ -161,7 +171,7 @@ fn compile(
     engine: &Engine,
     cache: &CompileCache,
     component: &Component,
-) -> Result<WasmComponent, LoadError> {
+) -> Result<(WasmComponent, bool), LoadError> {
     let path = component.source.display().to_string();
     let bytes = std::fs::read(&component.source).map_err(|source| LoadError::Source {
         component: component.id.clone(),
@@ -197,9 +207,11 @@ fn link(
         component: id.to_owned(),
         message,
     };
-    let pre = linker
-        .instantiate_pre(compiled)
-        .map_err(|e| err(format!("imports something this host does not provide: {e:#}")))?;
+    let pre = linker.instantiate_pre(compiled).map_err(|e| {
+        err(format!(
+            "imports something this host does not provide: {e:#}"
+        ))
+    })?;
     if let Ok(p3) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
         return Ok((ProxyPre::P3(p3), HttpAbi::P3));
     }

@@ -50,7 +50,10 @@ pub fn build(app: &App, only: &[String]) -> Result<usize, BuildError> {
         }
         let Some(build) = &component.build else {
             if !only.is_empty() {
-                eprintln!("component {:?} has no build section; skipping", component.id);
+                eprintln!(
+                    "component {:?} has no build section; skipping",
+                    component.id
+                );
             }
             continue;
         };

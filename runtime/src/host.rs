@@ -51,7 +51,9 @@ impl InstanceTemplate {
     /// Fresh state for one instance.
     pub fn state(&self) -> HostState {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.environment).inherit_stdout().inherit_stderr();
+        wasi.envs(&self.environment)
+            .inherit_stdout()
+            .inherit_stderr();
         HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),

@@ -136,11 +136,13 @@ impl Router {
         let mut finder = routefinder::Router::new();
         for target in by_route.into_values() {
             let spec = finder_spec(&target.based_route);
-            finder.add(spec.as_str(), target.clone()).map_err(|reason| RouteError {
-                route: target.raw_route.clone(),
-                component: target.component.clone(),
-                reason,
-            })?;
+            finder
+                .add(spec.as_str(), target.clone())
+                .map_err(|reason| RouteError {
+                    route: target.raw_route.clone(),
+                    component: target.component.clone(),
+                    reason,
+                })?;
         }
         let router = Self {
             finder,
@@ -203,7 +205,10 @@ impl RouteDisplay<'_> {
 impl fmt::Display for RouteDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let route = &self.0.based_route;
-        match route.strip_suffix("/...").or_else(|| route.strip_suffix("/*")) {
+        match route
+            .strip_suffix("/...")
+            .or_else(|| route.strip_suffix("/*"))
+        {
             Some(prefix) => write!(f, "{prefix} (wildcard)"),
             None => f.write_str(display_route(route)),
         }
@@ -269,39 +274,225 @@ mod tests {
         base: &'static str,
         routes: &'static [(&'static str, &'static str)],
         path: &'static str,
-        expect: Option<(&'static str, &'static str, &'static [(&'static str, &'static str)])>,
+        expect: Option<(
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+        )>,
     }
 
     const CASES: &[Case] = &[
-        Case { name: "exact", base: "/", routes: &[("foo", "/foo"), ("foobar", "/foo/bar")], path: "/foo", expect: Some(("foo", "", &[])) },
-        Case { name: "exact nested", base: "/", routes: &[("foo", "/foo"), ("foobar", "/foo/bar")], path: "/foo/bar", expect: Some(("foobar", "", &[])) },
-        Case { name: "exact does not match below", base: "/", routes: &[("foo", "/foo")], path: "/foo/bar", expect: None },
-        Case { name: "exact ignores trailing slash in route", base: "/", routes: &[("foo", "/foo/")], path: "/foo", expect: Some(("foo", "", &[])) },
-        Case { name: "root exact", base: "/", routes: &[("root", "/")], path: "/", expect: Some(("root", "", &[])) },
-        Case { name: "root exact is not a wildcard", base: "/", routes: &[("root", "/")], path: "/x", expect: None },
-        Case { name: "catch-all", base: "/", routes: &[("all", "/...")], path: "/a/b/c", expect: Some(("all", "/a/b/c", &[])) },
-        Case { name: "catch-all root", base: "/", routes: &[("all", "/...")], path: "/", expect: Some(("all", "/", &[])) },
-        Case { name: "wildcard prefix itself", base: "/", routes: &[("w", "/test/...")], path: "/test", expect: Some(("w", "", &[])) },
-        Case { name: "wildcard prefix slash", base: "/", routes: &[("w", "/test/...")], path: "/test/", expect: Some(("w", "/", &[])) },
-        Case { name: "wildcard below", base: "/", routes: &[("w", "/test/...")], path: "/test/hello", expect: Some(("w", "/hello", &[])) },
-        Case { name: "wildcard keeps trailing slash", base: "/", routes: &[("w", "/test/...")], path: "/test/hello/", expect: Some(("w", "/hello/", &[])) },
-        Case { name: "wildcard is segment-wise", base: "/", routes: &[("w", "/test/...")], path: "/testing", expect: None },
-        Case { name: "exact beats wildcard", base: "/", routes: &[("wild", "/..."), ("one", "/one")], path: "/one", expect: Some(("one", "", &[])) },
-        Case { name: "longest wildcard wins", base: "/", routes: &[("one", "/one/..."), ("two", "/one/two/..."), ("three", "/one/two/three/...")], path: "/one/two/three/four", expect: Some(("three", "/four", &[])) },
-        Case { name: "longest wildcard wins in any order", base: "/", routes: &[("three", "/one/two/three/..."), ("two", "/one/two/..."), ("one", "/one/...")], path: "/one/two/x", expect: Some(("two", "/x", &[])) },
-        Case { name: "parameter", base: "/", routes: &[("user", "/users/:id")], path: "/users/42", expect: Some(("user", "", &[("id", "42")])) },
-        Case { name: "parameter is one segment", base: "/", routes: &[("user", "/users/:id")], path: "/users/42/posts", expect: None },
-        Case { name: "parameters then wildcard", base: "/", routes: &[("p", "/1/:two/...")], path: "/1/2/3", expect: Some(("p", "/3", &[("two", "2")])) },
-        Case { name: "two parameters", base: "/", routes: &[("p", "/:org/repos/:repo")], path: "/acme/repos/web", expect: Some(("p", "", &[("org", "acme"), ("repo", "web")])) },
-        Case { name: "exact beats parameter", base: "/", routes: &[("param", "/users/:id"), ("me", "/users/me")], path: "/users/me", expect: Some(("me", "", &[])) },
-        Case { name: "parameter beats wildcard", base: "/", routes: &[("wild", "/users/..."), ("param", "/users/:id")], path: "/users/7", expect: Some(("param", "", &[("id", "7")])) },
-        Case { name: "base applies", base: "/base", routes: &[("foo", "/foo")], path: "/base/foo", expect: Some(("foo", "", &[])) },
-        Case { name: "base hides unprefixed", base: "/base", routes: &[("foo", "/foo")], path: "/foo", expect: None },
-        Case { name: "base with trailing slash", base: "/base/", routes: &[("w", "/api/...")], path: "/base/api/x", expect: Some(("w", "/x", &[])) },
-        Case { name: "relative route made absolute", base: "/", routes: &[("r", "rel")], path: "/rel", expect: Some(("r", "", &[])) },
-        Case { name: "private is not routable", base: "/", routes: &[("p", "private")], path: "/", expect: None },
-        Case { name: "duplicate: last wins", base: "/", routes: &[("first", "/dup"), ("second", "/dup")], path: "/dup", expect: Some(("second", "", &[])) },
-        Case { name: "no routes", base: "/", routes: &[], path: "/", expect: None },
+        Case {
+            name: "exact",
+            base: "/",
+            routes: &[("foo", "/foo"), ("foobar", "/foo/bar")],
+            path: "/foo",
+            expect: Some(("foo", "", &[])),
+        },
+        Case {
+            name: "exact nested",
+            base: "/",
+            routes: &[("foo", "/foo"), ("foobar", "/foo/bar")],
+            path: "/foo/bar",
+            expect: Some(("foobar", "", &[])),
+        },
+        Case {
+            name: "exact does not match below",
+            base: "/",
+            routes: &[("foo", "/foo")],
+            path: "/foo/bar",
+            expect: None,
+        },
+        Case {
+            name: "exact ignores trailing slash in route",
+            base: "/",
+            routes: &[("foo", "/foo/")],
+            path: "/foo",
+            expect: Some(("foo", "", &[])),
+        },
+        Case {
+            name: "root exact",
+            base: "/",
+            routes: &[("root", "/")],
+            path: "/",
+            expect: Some(("root", "", &[])),
+        },
+        Case {
+            name: "root exact is not a wildcard",
+            base: "/",
+            routes: &[("root", "/")],
+            path: "/x",
+            expect: None,
+        },
+        Case {
+            name: "catch-all",
+            base: "/",
+            routes: &[("all", "/...")],
+            path: "/a/b/c",
+            expect: Some(("all", "/a/b/c", &[])),
+        },
+        Case {
+            name: "catch-all root",
+            base: "/",
+            routes: &[("all", "/...")],
+            path: "/",
+            expect: Some(("all", "/", &[])),
+        },
+        Case {
+            name: "wildcard prefix itself",
+            base: "/",
+            routes: &[("w", "/test/...")],
+            path: "/test",
+            expect: Some(("w", "", &[])),
+        },
+        Case {
+            name: "wildcard prefix slash",
+            base: "/",
+            routes: &[("w", "/test/...")],
+            path: "/test/",
+            expect: Some(("w", "/", &[])),
+        },
+        Case {
+            name: "wildcard below",
+            base: "/",
+            routes: &[("w", "/test/...")],
+            path: "/test/hello",
+            expect: Some(("w", "/hello", &[])),
+        },
+        Case {
+            name: "wildcard keeps trailing slash",
+            base: "/",
+            routes: &[("w", "/test/...")],
+            path: "/test/hello/",
+            expect: Some(("w", "/hello/", &[])),
+        },
+        Case {
+            name: "wildcard is segment-wise",
+            base: "/",
+            routes: &[("w", "/test/...")],
+            path: "/testing",
+            expect: None,
+        },
+        Case {
+            name: "exact beats wildcard",
+            base: "/",
+            routes: &[("wild", "/..."), ("one", "/one")],
+            path: "/one",
+            expect: Some(("one", "", &[])),
+        },
+        Case {
+            name: "longest wildcard wins",
+            base: "/",
+            routes: &[
+                ("one", "/one/..."),
+                ("two", "/one/two/..."),
+                ("three", "/one/two/three/..."),
+            ],
+            path: "/one/two/three/four",
+            expect: Some(("three", "/four", &[])),
+        },
+        Case {
+            name: "longest wildcard wins in any order",
+            base: "/",
+            routes: &[
+                ("three", "/one/two/three/..."),
+                ("two", "/one/two/..."),
+                ("one", "/one/..."),
+            ],
+            path: "/one/two/x",
+            expect: Some(("two", "/x", &[])),
+        },
+        Case {
+            name: "parameter",
+            base: "/",
+            routes: &[("user", "/users/:id")],
+            path: "/users/42",
+            expect: Some(("user", "", &[("id", "42")])),
+        },
+        Case {
+            name: "parameter is one segment",
+            base: "/",
+            routes: &[("user", "/users/:id")],
+            path: "/users/42/posts",
+            expect: None,
+        },
+        Case {
+            name: "parameters then wildcard",
+            base: "/",
+            routes: &[("p", "/1/:two/...")],
+            path: "/1/2/3",
+            expect: Some(("p", "/3", &[("two", "2")])),
+        },
+        Case {
+            name: "two parameters",
+            base: "/",
+            routes: &[("p", "/:org/repos/:repo")],
+            path: "/acme/repos/web",
+            expect: Some(("p", "", &[("org", "acme"), ("repo", "web")])),
+        },
+        Case {
+            name: "exact beats parameter",
+            base: "/",
+            routes: &[("param", "/users/:id"), ("me", "/users/me")],
+            path: "/users/me",
+            expect: Some(("me", "", &[])),
+        },
+        Case {
+            name: "parameter beats wildcard",
+            base: "/",
+            routes: &[("wild", "/users/..."), ("param", "/users/:id")],
+            path: "/users/7",
+            expect: Some(("param", "", &[("id", "7")])),
+        },
+        Case {
+            name: "base applies",
+            base: "/base",
+            routes: &[("foo", "/foo")],
+            path: "/base/foo",
+            expect: Some(("foo", "", &[])),
+        },
+        Case {
+            name: "base hides unprefixed",
+            base: "/base",
+            routes: &[("foo", "/foo")],
+            path: "/foo",
+            expect: None,
+        },
+        Case {
+            name: "base with trailing slash",
+            base: "/base/",
+            routes: &[("w", "/api/...")],
+            path: "/base/api/x",
+            expect: Some(("w", "/x", &[])),
+        },
+        Case {
+            name: "relative route made absolute",
+            base: "/",
+            routes: &[("r", "rel")],
+            path: "/rel",
+            expect: Some(("r", "", &[])),
+        },
+        Case {
+            name: "private is not routable",
+            base: "/",
+            routes: &[("p", "private")],
+            path: "/",
+            expect: None,
+        },
+        Case {
+            name: "duplicate: last wins",
+            base: "/",
+            routes: &[("first", "/dup"), ("second", "/dup")],
+            path: "/dup",
+            expect: Some(("second", "", &[])),
+        },
+        Case {
+            name: "no routes",
+            base: "/",
+            routes: &[],
+            path: "/",
+            expect: None,
+        },
     ];
 
     #[test]
@@ -323,14 +514,24 @@ mod tests {
                 (
                     c.to_owned(),
                     info.to_owned(),
-                    params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+                    params
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>(),
                 )
             });
             if got != want {
-                failures.push(format!("{}: {} → got {got:?}, want {want:?}", case.name, case.path));
+                failures.push(format!(
+                    "{}: {} → got {got:?}, want {want:?}",
+                    case.name, case.path
+                ));
             }
         }
-        assert!(failures.is_empty(), "routing cases failed:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "routing cases failed:\n{}",
+            failures.join("\n")
+        );
     }
 
     #[test]
@@ -362,8 +563,14 @@ mod tests {
     #[test]
     fn routes_display_like_spin_up() {
         let r = router("/", &[("a", "/..."), ("b", "/api/..."), ("c", "/exact")]);
-        let mut shown: Vec<String> = r.routes().map(|d| format!("{}: {d}", d.component())).collect();
+        let mut shown: Vec<String> = r
+            .routes()
+            .map(|d| format!("{}: {d}", d.component()))
+            .collect();
         shown.sort();
-        assert_eq!(shown, vec!["a:  (wildcard)", "b: /api (wildcard)", "c: /exact"]);
+        assert_eq!(
+            shown,
+            vec!["a:  (wildcard)", "b: /api (wildcard)", "c: /exact"]
+        );
     }
 }

@@ -80,7 +80,10 @@ pub async fn serve(
     drop(open);
     drop(listener);
     if tokio::time::timeout(grace, closed.recv()).await.is_err() {
-        tracing::warn!(grace_ms = grace.as_millis() as u64, "connections still open after the grace period");
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "connections still open after the grace period"
+        );
     }
     drop(epoch);
     Ok(())
@@ -195,9 +198,7 @@ fn prepare(
             value,
         )?;
     }
-    let body = body
-        .map_err(wasmtime_wasi_http::Error::from)
-        .boxed_unsync();
+    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     Ok(Request::from_parts(parts, body))
 }
 

@@ -58,23 +58,26 @@ impl CompileCache {
         self.misses.load(Ordering::Relaxed)
     }
 
-    /// The compiled form of `wasm`, from the cache when possible.
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> Result<Component, CompileError> {
+    /// The compiled form of `wasm`, from the cache when possible; the flag
+    /// says whether it came from the cache.
+    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> Result<(Component, bool), CompileError> {
         let Some(dir) = &self.dir else {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return Component::new(engine, wasm).map_err(CompileError);
+            return Component::new(engine, wasm)
+                .map(|c| (c, false))
+                .map_err(CompileError);
         };
         let path = dir.join(format!("{}.cwasm", cache_key(engine, wasm)));
         if let Some(component) = self.read(engine, &path) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(component);
+            return Ok((component, true));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let component = Component::new(engine, wasm).map_err(CompileError)?;
         if let Err(e) = write_entry(dir, &path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
         }
-        Ok(component)
+        Ok((component, false))
     }
 
     fn read(&self, engine: &Engine, path: &Path) -> Option<Component> {

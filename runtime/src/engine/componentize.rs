@@ -40,7 +40,12 @@ pub fn componentize(module: &[u8]) -> Result<Vec<u8>, ComponentizeError> {
     wit_component::ComponentEncoder::default()
         .validate(true)
         .module(module)
-        .and_then(|e| e.adapter("wasi_snapshot_preview1", WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER))
+        .and_then(|e| {
+            e.adapter(
+                "wasi_snapshot_preview1",
+                WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
         .and_then(|mut e| e.encode())
         .map_err(ComponentizeError)
 }

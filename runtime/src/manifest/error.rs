@@ -98,20 +98,29 @@ impl<'a> Locator<'a> {
 
     /// The text of 1-based `line`.
     pub(crate) fn text_line(&self, line: usize) -> Option<String> {
-        self.text.lines().nth(line.checked_sub(1)?).map(str::to_owned)
+        self.text
+            .lines()
+            .nth(line.checked_sub(1)?)
+            .map(str::to_owned)
     }
 
-    /// The `[table]` header in force at byte `offset`, for errors that TOML
-    /// itself reports without a field path.
-    pub(crate) fn table_at(&self, offset: usize) -> Option<String> {
+    /// The `[table]` header in force at byte `offset`, and whether `offset`
+    /// is on that header's own line; for errors that TOML reports without a
+    /// field path.
+    pub(crate) fn table_at(&self, offset: usize) -> Option<(String, bool)> {
         let offset = offset.min(self.text.len());
-        self.text[..offset].lines().rev().find_map(|line| {
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        let (this_line, _) = self.line_col(offset);
+        let lines: Vec<&str> = self.text[..line_end].lines().collect();
+        lines.iter().enumerate().rev().find_map(|(i, line)| {
             let line = line.trim();
             let inner = line
                 .strip_prefix("[[")
                 .and_then(|l| l.strip_suffix("]]"))
                 .or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?;
-            Some(inner.trim().to_owned())
+            Some((inner.trim().to_owned(), i + 1 == this_line))
         })
     }
 }

@@ -115,11 +115,36 @@ pub struct RawPrivateRoute {
 }
 
 /// `component = "name"` or an inline component table.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawTriggerComponent {
     Reference(String),
     Inline(Box<RawComponent>),
+}
+
+/// Hand-written rather than `untagged` so the inline table is read straight
+/// from the TOML deserializer: its fields keep their spans (for error
+/// locations) and its own errors surface instead of "no variant matched".
+impl<'de> Deserialize<'de> for RawTriggerComponent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawTriggerComponent;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a component name or an inline component table with at least `source`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawTriggerComponent::Reference(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawComponent::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|c| RawTriggerComponent::Inline(Box::new(c)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `[component.NAME]`.

@@ -130,7 +130,11 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
                         format!("{field}.component"),
                         format!(
                             "no component named {id:?} (define [component.{id}] or use one of: {})",
-                            if known.is_empty() { "none defined".to_owned() } else { known.join(", ") }
+                            if known.is_empty() {
+                                "none defined".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
                         ),
                     ));
                 }
@@ -168,7 +172,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
 fn check_version(loc: &Locator<'_>, text: &str) -> Result<(), ManifestError> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| {
         let at = e.span().map_or(0, |s| s.start);
-        loc.error(at, "(syntax)", format!("not valid TOML: {}", e.message().trim()))
+        let (field, message) = describe(loc, at, e.message().trim());
+        loc.error(at, field, format!("not valid TOML: {message}"))
     })?;
     let version = doc.get("spin_manifest_version");
     let v1 = match version {
@@ -183,7 +188,7 @@ fn check_version(loc: &Locator<'_>, text: &str) -> Result<(), ManifestError> {
                 .or_else(|| offset_of_key(text, "spin_version"))
                 .unwrap_or(0),
             "spin_manifest_version",
-            "Spin manifest version 1 is not supported: convert it to version 2 (run `spin doctor` with Spin 2.x or 3.x, or see https://spinframework.dev/v2/manifest-reference) and set spin_manifest_version = 2",
+            "Spin manifest version 1 is not supported: upgrade it to version 2 with `spin doctor` (Spin 2 or later), which rewrites the file for you",
         ));
     }
     match version {
@@ -216,19 +221,48 @@ fn offset_of_key(text: &str, key: &str) -> Option<usize> {
 /// with the dotted field path and a plain-words expectation.
 fn serde_error(loc: &Locator<'_>, e: &toml::de::Error) -> ManifestError {
     let at = e.span().map_or(0, |s| s.start);
-    let table = loc.table_at(at).unwrap_or_default();
     let message = e.message().trim().replace('\n', " ");
-    let key = backticked(&message).filter(|_| message.starts_with("unknown field"));
-    let missing = backticked(&message).filter(|_| message.starts_with("missing field"));
-    let field = match key.or(missing) {
-        Some(k) if table.is_empty() => k,
-        Some(k) => format!("{table}.{k}"),
-        None => key_at(loc, at).map_or_else(
-            || if table.is_empty() { "(top level)".to_owned() } else { table.clone() },
-            |k| if table.is_empty() { k.clone() } else { format!("{table}.{k}") },
-        ),
+    let (field, message) = describe(loc, at, &message);
+    loc.error(at, field, message)
+}
+
+/// The dotted field path for an error at byte `at`, and the message in a
+/// user's words.
+fn describe(loc: &Locator<'_>, at: usize, message: &str) -> (String, String) {
+    let (table, on_header) = loc.table_at(at).unwrap_or_default();
+    let join = |key: &str| {
+        if table.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{table}.{key}")
+        }
     };
-    loc.error(at, field, friendly(&message))
+    let named = backticked(message);
+    if message.starts_with("unknown field") {
+        let key = named.unwrap_or_default();
+        if on_header {
+            // `[[trigger.redis]]`: the header itself names the unknown field.
+            if let Some(kind) = table.strip_prefix("trigger.") {
+                return (
+                    table.clone(),
+                    format!(
+                        "trigger type `{kind}` is not supported: trib serves [[trigger.http]] only"
+                    ),
+                );
+            }
+            return (table.clone(), friendly(message));
+        }
+        return (join(&key), friendly(message));
+    }
+    if message.starts_with("missing field") {
+        return (join(&named.unwrap_or_default()), friendly(message));
+    }
+    let field = match key_at(loc, at) {
+        Some(key) if !on_header => join(&key),
+        _ if table.is_empty() => "(top level)".to_owned(),
+        _ => table.clone(),
+    };
+    (field, friendly(message))
 }
 
 /// The key being assigned on the line holding `offset`, if any.
@@ -249,11 +283,26 @@ fn backticked(message: &str) -> Option<String> {
 /// Replaces serde's names for our internal types with what a user writes.
 fn friendly(message: &str) -> String {
     const EXPECTED: [(&str, &str); 6] = [
-        ("RawRoute", "expected a route string such as \"/api/...\" or `{ private = true }`"),
-        ("RawTriggerComponent", "expected a component name or an inline component table with at least `source`"),
-        ("RawSource", "expected a path to a .wasm file, e.g. source = \"target/wasm32-wasip2/release/app.wasm\""),
-        ("RawFileMount", "expected a glob string or `{ source = \"dir\", destination = \"/dir\" }`"),
-        ("RawCommands", "expected a command string or an array of command strings"),
+        (
+            "RawRoute",
+            "expected a route string such as \"/api/...\" or `{ private = true }`",
+        ),
+        (
+            "RawTriggerComponent",
+            "expected a component name or an inline component table with at least `source`",
+        ),
+        (
+            "RawSource",
+            "expected a path to a .wasm file, e.g. source = \"target/wasm32-wasip2/release/app.wasm\"",
+        ),
+        (
+            "RawFileMount",
+            "expected a glob string or `{ source = \"dir\", destination = \"/dir\" }`",
+        ),
+        (
+            "RawCommands",
+            "expected a command string or an array of command strings",
+        ),
         ("RawPrivateRoute", "expected `{ private = true }`"),
     ];
     for (name, expected) in EXPECTED {
@@ -280,8 +329,7 @@ fn is_kebab(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
         && !s.contains("--")
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
@@ -302,15 +350,13 @@ fn check_variable_name(
 
 fn is_variable_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_label(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -422,7 +468,13 @@ fn component(
     let sqlite_databases = labels(&raw.sqlite_databases, "sqlite_databases")?;
     let mut allowed_outbound_hosts = Vec::new();
     for host in &raw.allowed_outbound_hosts {
-        check_templates(loc, host.span().start, &field("allowed_outbound_hosts"), host.get_ref(), variables)?;
+        check_templates(
+            loc,
+            host.span().start,
+            &field("allowed_outbound_hosts"),
+            host.get_ref(),
+            variables,
+        )?;
         allowed_outbound_hosts.push(host.get_ref().clone());
     }
     let mut component_variables = IndexMap::new();
@@ -487,7 +539,10 @@ fn build(root: &Path, raw: &RawBuild) -> BuildConfig {
     };
     BuildConfig {
         commands,
-        workdir: raw.workdir.as_ref().map_or_else(|| root.to_owned(), |w| root.join(w)),
+        workdir: raw
+            .workdir
+            .as_ref()
+            .map_or_else(|| root.to_owned(), |w| root.join(w)),
         environment: raw.environment.clone(),
     }
 }

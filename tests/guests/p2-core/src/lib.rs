@@ -1,2 +1,2 @@
 //! Re-links `hello-p2` as a core module; see Cargo.toml.
-pub use hello_p2 as _;
+extern crate hello_p2;

@@ -1,0 +1,10 @@
+//! Integration tests: real guest components, a real `trib`, real HTTP.
+//!
+//! Guests live in `tests/guests` (their own workspace, built for
+//! `wasm32-wasip2` once per test process by [`support::guests`]); each test
+//! starts `trib up` on `127.0.0.1:0` and talks to it over loopback.
+
+mod build;
+mod manifests;
+mod serving;
+mod support;

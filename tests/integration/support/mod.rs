@@ -1,0 +1,226 @@
+//! Shared test machinery: builds the guest components once per test process
+//! and runs a real `trib` on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Paths of the built guest components.
+pub struct Guests {
+    /// spin-sdk 7, exports `wasi:http/handler@0.3.0`.
+    pub p3: PathBuf,
+    /// spin-sdk 5, exports `wasi:http/incoming-handler@0.2.x`.
+    pub p2: PathBuf,
+    /// The p2 guest as a core module with an embedded component type.
+    pub p2_core: PathBuf,
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runtime/ has a parent")
+        .to_owned()
+}
+
+/// Builds the guests (once per process; cargo makes concurrent processes
+/// wait for each other) and returns their paths.
+pub fn guests() -> &'static Guests {
+    static GUESTS: OnceLock<Guests> = OnceLock::new();
+    GUESTS.get_or_init(|| {
+        let dir = repo_root().join("tests/guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let run = |args: &[&str]| {
+            let status = Command::new(&cargo)
+                .args(args)
+                .current_dir(&dir)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET")
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building guests failed: cargo {args:?}");
+        };
+        run(&[
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "hello-p3",
+            "-p",
+            "hello-p2",
+        ]);
+        // Linked without `wasm-component-ld`'s componentization: a core module,
+        // as `wasm32-wasip1` toolchains produce.
+        run(&[
+            "rustc",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "p2-core",
+            "--",
+            "-C",
+            "link-arg=--skip-wit-component",
+        ]);
+        let out = dir.join("target/wasm32-wasip2/release");
+        Guests {
+            p3: out.join("hello_p3.wasm"),
+            p2: out.join("hello_p2.wasm"),
+            p2_core: out.join("p2_core.wasm"),
+        }
+    })
+}
+
+/// A directory holding a `spin.toml` and whatever files a test puts there.
+pub struct AppDir {
+    dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    /// A new app whose manifest is `manifest`; `{p3}`, `{p2}` and `{p2_core}`
+    /// in it are replaced by the guests' paths.
+    pub fn new(manifest: &str) -> Self {
+        let g = guests();
+        let manifest = manifest
+            .replace("{p3}", &g.p3.display().to_string())
+            .replace("{p2_core}", &g.p2_core.display().to_string())
+            .replace("{p2}", &g.p2.display().to_string());
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("spin.toml"), manifest).expect("write manifest");
+        Self { dir }
+    }
+
+    /// The app directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The manifest path.
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("spin.toml")
+    }
+}
+
+/// The `trib` binary under test.
+pub fn trib() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trib"))
+}
+
+/// A running `trib up`; killed on drop.
+pub struct Trib {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// What it printed on stdout before serving (the route list).
+    pub banner: String,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Trib {
+    /// Starts `trib up` for `app` with `extra` flags, on a free port, with the
+    /// given compile-cache directory, and waits until it serves.
+    pub fn start_with(app: &AppDir, cache: &Path, extra: &[&str]) -> Self {
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        let log = log_dir.path().join("trib.log");
+        let mut child = trib()
+            .arg("up")
+            .arg("-f")
+            .arg(app.manifest())
+            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(cache)
+            .args(extra)
+            .current_dir(app.path())
+            .env("TRIB_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("trib starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Keep draining after the test stops listening.
+                let _ = tx.send(line);
+            }
+        });
+        // The banner is "Serving URL", "Available Routes:" and one line per
+        // route, printed at once; it is complete when no line follows soon.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut base, mut banner) = (None, String::new());
+        loop {
+            match rx.recv_timeout(Duration::from_millis(300)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("Serving ") {
+                        base = Some(url.trim().to_owned());
+                    }
+                    banner.push_str(&line);
+                    banner.push('\n');
+                }
+                Err(_) if base.is_some() => break,
+                Err(_) => {}
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("trib exited with {status} before serving:\n{log}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("trib did not start serving within 120 s");
+            }
+        }
+        let base = base.expect("loop exits with a base URL");
+        Self {
+            child,
+            base,
+            banner,
+            log,
+            _log_dir: log_dir,
+        }
+    }
+
+    /// Starts `trib up` with the shared test compile cache.
+    pub fn start(app: &AppDir) -> Self {
+        Self::start_with(app, &shared_cache(), &[])
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Trib {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One compile cache for all tests of a run, so each guest compiles once.
+pub fn shared_cache() -> PathBuf {
+    repo_root().join("target/test-compile-cache")
+}
+
+/// A blocking HTTP client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
