@@ -267,6 +267,13 @@ mod tests {
             .0
     }
 
+    /// Component, path info and parameters; `None` for a 404.
+    type Expected = Option<(
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    )>;
+
     /// One row: the app's routes, a request path, and what must come out
     /// (`None` for 404): component, path info, params.
     struct Case {
@@ -274,11 +281,7 @@ mod tests {
         base: &'static str,
         routes: &'static [(&'static str, &'static str)],
         path: &'static str,
-        expect: Option<(
-            &'static str,
-            &'static str,
-            &'static [(&'static str, &'static str)],
-        )>,
+        expect: Expected,
     }
 
     const CASES: &[Case] = &[

@@ -4,6 +4,7 @@
 //! `wasm32-wasip2` once per test process by [`support::guests`]); each test
 //! starts `trib up` on `127.0.0.1:0` and talks to it over loopback.
 
+mod app;
 mod build;
 mod manifests;
 mod serving;

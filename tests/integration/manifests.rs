@@ -144,7 +144,7 @@ source = "internal.wasm"
     );
     let loaded = trib::manifest::load(&app.manifest()).expect("valid manifest");
     assert_eq!(loaded.name, "good");
-    assert_eq!(loaded.variables["api_token"].required, true);
+    assert!(loaded.variables["api_token"].required);
     assert_eq!(loaded.variables["region"].default.as_deref(), Some("eu"));
     let api = &loaded.components["api"];
     assert_eq!(api.source, app.path().join("api.wasm"));

@@ -77,7 +77,12 @@ pub fn guests() -> &'static Guests {
 
 /// A directory holding a `spin.toml` and whatever files a test puts there.
 pub struct AppDir {
-    dir: tempfile::TempDir,
+    dir: AppRoot,
+}
+
+enum AppRoot {
+    Temp(tempfile::TempDir),
+    Existing(PathBuf),
 }
 
 impl AppDir {
@@ -91,17 +96,29 @@ impl AppDir {
             .replace("{p2}", &g.p2.display().to_string());
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("spin.toml"), manifest).expect("write manifest");
-        Self { dir }
+        Self {
+            dir: AppRoot::Temp(dir),
+        }
+    }
+
+    /// An app that already exists on disk (not deleted afterwards).
+    pub fn existing(dir: &Path) -> Self {
+        Self {
+            dir: AppRoot::Existing(dir.to_owned()),
+        }
     }
 
     /// The app directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        match &self.dir {
+            AppRoot::Temp(t) => t.path(),
+            AppRoot::Existing(p) => p,
+        }
     }
 
     /// The manifest path.
     pub fn manifest(&self) -> PathBuf {
-        self.dir.path().join("spin.toml")
+        self.path().join("spin.toml")
     }
 }
 
