@@ -1,16 +1,16 @@
-//! A manifest turned into something that serves: compiled, linked components
-//! behind a router.
+//! A manifest turned into something that serves: a router in front of one
+//! lazily loaded [`ComponentSlot`] per component, behind admission control.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use wasmtime::Engine;
-use wasmtime::component::Component as WasmComponent;
+use wasmtime::component::{Component as WasmComponent, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
 
+use crate::admission::{Admission, QueueSettings};
 use crate::engine::compile_cache::CompileCache;
 use crate::engine::componentize::{self, WasmKind};
 use crate::engine::{EngineSettings, build_engine};
@@ -18,6 +18,8 @@ use crate::host::{HostState, InstanceTemplate, linker};
 use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
 use crate::manifest::{App, Component};
 use crate::router::Router;
+use crate::runtime_config::{RuntimeConfig, ScalingPolicy};
+use crate::scaling::ComponentSlot;
 
 /// Runtime settings that come from flags rather than the manifest.
 #[derive(Debug, Clone)]
@@ -26,16 +28,29 @@ pub struct RuntimeSettings {
     pub engine: EngineSettings,
     /// Where compiled components are cached (`None`: no cache).
     pub cache_dir: Option<PathBuf>,
-    /// Instance reuse and time limits, for every component.
-    pub instances: InstancePolicy,
+    /// Wall-clock limit for producing a response.
+    pub request_timeout: Option<Duration>,
+    /// The queue in front of the instance pool.
+    pub queue: QueueSettings,
+    /// Largest request body accepted, in bytes.
+    pub max_request_body: u64,
+    /// Per-component settings from `runtime-config.toml`.
+    pub runtime_config: RuntimeConfig,
 }
+
+/// Default request body limit: large enough for bulk uploads, small enough
+/// that one client cannot fill memory through a buffering guest.
+pub const DEFAULT_MAX_REQUEST_BODY: u64 = 100 << 20;
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
         Self {
             engine: EngineSettings::default(),
             cache_dir: CompileCache::default_dir(),
-            instances: InstancePolicy::default(),
+            request_timeout: None,
+            queue: QueueSettings::default(),
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            runtime_config: RuntimeConfig::default(),
         }
     }
 }
@@ -49,7 +64,7 @@ pub enum HttpAbi {
     P3,
 }
 
-/// One component ready to serve.
+/// One component compiled, linked and ready to serve.
 pub struct LoadedComponent {
     /// The request scheduler for this component.
     pub handler: ComponentHandler,
@@ -63,15 +78,24 @@ pub struct LoadedApp {
     pub app: App,
     /// Routes to component IDs.
     pub router: Router,
-    /// Components by ID.
-    pub components: HashMap<String, LoadedComponent>,
+    /// Components by ID (only those reachable by a trigger).
+    pub components: HashMap<String, Arc<ComponentSlot>>,
+    /// The shared request pool and its queue.
+    pub admission: Admission,
     /// Compile-cache counters.
     pub cache: Arc<CompileCache>,
     /// The engine; kept for the epoch ticker.
     pub engine: Engine,
+    /// Largest request body accepted, in bytes.
+    pub max_request_body: u64,
+    /// Linear-memory limit per instance, in bytes.
+    pub max_instance_memory: usize,
+    /// Wall-clock limit for producing a response.
+    pub request_timeout: Option<Duration>,
 }
 
-/// Problems that stop an app from loading, each naming the component.
+/// Problems that stop an app or a component from loading, each naming the
+/// component.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The manifest has no HTTP triggers, so there is nothing to serve.
@@ -110,7 +134,10 @@ pub enum LoadError {
     },
 }
 
-/// Compiles and links every component of `app` and builds its router.
+/// Builds the router and component slots of `app`. Components with
+/// `min_warm > 0` are loaded now; the rest on their first request. Every
+/// component's Wasm file must exist and be Wasm, so a typo in `source`
+/// fails startup rather than the first request.
 pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     if app.http_triggers.is_empty() {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
@@ -130,41 +157,112 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         );
     }
     let engine = build_engine(&settings.engine)?;
-    let linker = linker(&engine).context("cannot set up host interfaces")?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
-    let mut components = HashMap::new();
+    let loader = Arc::new(Loader {
+        linker: linker(&engine)?,
+        engine: engine.clone(),
+        cache: cache.clone(),
+        max_memory: settings.engine.max_instance_memory,
+        request_timeout: settings.request_timeout,
+    });
     let served: std::collections::HashSet<&str> = app
         .http_triggers
         .iter()
         .map(|t| t.component.as_str())
         .collect();
+    let mut components = HashMap::new();
     for component in app
         .components
         .values()
         .filter(|c| served.contains(c.id.as_str()))
     {
+        check_source(component)?;
+        let policy = settings.runtime_config.scaling(&component.id);
+        let slot = ComponentSlot::new(component.clone(), policy.clone(), loader.clone());
+        components.insert(component.id.clone(), Arc::new(slot));
+    }
+    for slot in components.values().filter(|s| s.policy().min_warm > 0) {
+        let ready = loader.load(&app.components[slot.id()], slot.policy())?;
+        slot.preload(Arc::new(ready));
+    }
+    let admission = Admission::new(
+        settings.engine.max_instances as usize,
+        settings.queue.clone(),
+    );
+    Ok(LoadedApp {
+        app,
+        router,
+        components,
+        admission,
+        cache,
+        engine,
+        max_request_body: settings.max_request_body,
+        max_instance_memory: settings.engine.max_instance_memory,
+        request_timeout: settings.request_timeout,
+    })
+}
+
+fn check_source(component: &Component) -> Result<(), LoadError> {
+    use std::io::Read as _;
+    let path = component.source.display().to_string();
+    let mut header = [0u8; 8];
+    std::fs::File::open(&component.source)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .map_err(|source| LoadError::Source {
+            component: component.id.clone(),
+            path: path.clone(),
+            source,
+        })?;
+    if componentize::kind(&header) == WasmKind::Unknown {
+        return Err(LoadError::NotWasm {
+            component: component.id.clone(),
+            path,
+        });
+    }
+    Ok(())
+}
+
+/// Compiles (or loads from cache), links and wraps components on demand.
+pub struct Loader {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Arc<CompileCache>,
+    max_memory: usize,
+    request_timeout: Option<Duration>,
+}
+
+impl Loader {
+    /// Loads `component` with its scaling `policy`.
+    pub fn load(
+        &self,
+        component: &Component,
+        policy: &ScalingPolicy,
+    ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
-        let (compiled, cached) = compile(&engine, &cache, component)?;
-        let (pre, abi) = link(&linker, &compiled, &component.id)?;
-        let template = InstanceTemplate::new(component, settings.engine.max_instance_memory);
-        let handler =
-            ComponentInstances::handler(engine.clone(), pre, template, settings.instances.clone());
+        let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
+        let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
+        let template = InstanceTemplate::new(component, self.max_memory);
+        let instances = InstancePolicy {
+            max_requests_per_instance: policy.max_requests_per_instance,
+            max_concurrent_per_instance: if abi == HttpAbi::P3 {
+                policy.max_concurrent_requests_per_instance
+            } else {
+                1
+            },
+            request_timeout: self.request_timeout,
+            ..InstancePolicy::default()
+        };
+        let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);
         tracing::info!(
             component = %component.id,
             abi = ?abi,
             cached,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "component ready"
+            "component loaded"
         );
-        components.insert(component.id.clone(), LoadedComponent { handler, abi });
+        crate::metrics::component_loaded(&component.id, cached);
+        Ok(LoadedComponent { handler, abi })
     }
-    Ok(LoadedApp {
-        app,
-        router,
-        components,
-        cache,
-        engine,
-    })
 }
 
 fn compile(
@@ -199,7 +297,7 @@ fn compile(
 }
 
 fn link(
-    linker: &wasmtime::component::Linker<HostState>,
+    linker: &Linker<HostState>,
     compiled: &WasmComponent,
     id: &str,
 ) -> Result<(ProxyPre<HostState>, HttpAbi), LoadError> {

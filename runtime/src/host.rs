@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::body::RequestOutcome;
 use crate::manifest::Component;
 
 /// Per-store state of one guest instance.
@@ -20,7 +21,60 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundPolicy,
     /// Memory and table growth limits checked by Wasmtime.
-    pub limits: StoreLimits,
+    pub limits: MemoryLimit,
+}
+
+/// Caps linear-memory growth and remembers that the cap was hit, so the
+/// request can be answered and logged as a limit rather than a crash.
+pub struct MemoryLimit {
+    max_bytes: usize,
+    exceeded: bool,
+    /// Requests this instance is serving; flagged when the cap is hit.
+    pub outcomes: Vec<Arc<RequestOutcome>>,
+}
+
+/// Table elements one table may grow to; far above what real guests use.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl MemoryLimit {
+    /// Whether the guest hit the cap.
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// The cap in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            for outcome in &self.outcomes {
+                outcome
+                    .memory_exceeded
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 /// What every instance of one component starts with; built once at load,
@@ -61,10 +115,11 @@ impl InstanceTemplate {
             outbound: OutboundPolicy {
                 component: self.component.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.max_memory)
-                .instances(64)
-                .build(),
+            limits: MemoryLimit {
+                max_bytes: self.max_memory,
+                exceeded: false,
+                outcomes: Vec::new(),
+            },
         }
     }
 }

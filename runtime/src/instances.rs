@@ -16,10 +16,14 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    ExpirationError, HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
 };
 
+use crate::body::RequestOutcome;
+
+/// How `ProxyHandler` words the error of a worker it stopped at the deadline.
+const EXPIRED: &str = "guest timed out";
 use crate::host::{HostState, InstanceTemplate};
 
 /// How instances of a component are reused and bounded in time.
@@ -93,6 +97,7 @@ impl HandlerState for ComponentInstances {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let started = Instant::now();
         let mut store = Store::new(&self.engine, self.template.state());
         store.limiter(|state| &mut state.limits);
         // Yield to the async runtime on every epoch tick so a busy guest
@@ -101,6 +106,7 @@ impl HandlerState for ComponentInstances {
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instances_created.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::instance_started(&self.template.component, started.elapsed());
         Ok(Instance {
             store,
             proxy,
@@ -155,7 +161,7 @@ pub struct Worker {
 
 impl WorkerState for Worker {
     type StoreData = HostState;
-    type RequestData = ();
+    type RequestData = Arc<RequestOutcome>;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.policy.max_requests_per_instance {
@@ -169,10 +175,14 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, HostState>,
-        _data: (),
+        mut store: StoreContextMut<'_, HostState>,
+        outcome: Arc<RequestOutcome>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        let outcomes = &mut store.data_mut().limits.outcomes;
+        // Forget requests that have finished (only the store still holds them).
+        outcomes.retain(|o| Arc::strong_count(o) > 1);
+        outcomes.push(outcome);
         match self.policy.request_timeout {
             Some(limit) => Box::pin(tokio::time::sleep(limit)),
             None => Box::pin(std::future::pending()),
@@ -180,7 +190,14 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
+        crate::metrics::instance_ended(&self.component);
+        // Memory-limit hits and timeouts are reported once, by the request
+        // they failed.
+        if let Err(error) = result
+            && !store.data().limits.exceeded()
+            && !error.is::<ExpirationError>()
+            && error.to_string() != EXPIRED
+        {
             tracing::error!(component = %self.component, "guest instance failed: {error:#}");
         }
         drop(store);

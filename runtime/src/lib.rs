@@ -14,11 +14,17 @@
 //! The `trib` binary parses flags into [`app::RuntimeSettings`] and calls
 //! into this library; nothing here reads the environment or the command line.
 
+pub mod admission;
 pub mod app;
+pub mod body;
 pub mod build_cmd;
+pub mod config_file;
 pub mod engine;
 pub mod host;
 pub mod instances;
 pub mod manifest;
+pub mod metrics;
 pub mod router;
+pub mod runtime_config;
+pub mod scaling;
 pub mod server;

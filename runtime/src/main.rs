@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use trib::app::RuntimeSettings;
+use trib::admission::QueueSettings;
+use trib::app::{DEFAULT_MAX_REQUEST_BODY, RuntimeSettings};
 use trib::engine::EngineSettings;
 use trib::engine::compile_cache::CompileCache;
-use trib::instances::InstancePolicy;
+use trib::runtime_config::{RuntimeConfig, parse_duration};
 
 /// Runs Spin applications (manifest version 2) as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -63,9 +64,27 @@ struct UpArgs {
     /// Allocate instances on demand instead of from a pre-reserved pool.
     #[arg(long)]
     no_pooling: bool,
-    /// Component instances that may exist at once (pool size).
+    /// Requests in flight at once across all components, each holding one
+    /// instance from the pool; more wait in the queue.
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// Requests that may wait for capacity at once; past this, 503.
+    #[arg(long, default_value_t = 1024)]
+    max_queued: usize,
+    /// How long a request may wait for capacity before a 503 with
+    /// Retry-After, e.g. `5s`.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    queue_timeout: Duration,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BODY)]
+    max_request_body: u64,
+    /// Host settings that do not belong in spin.toml (per-component scaling).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address at /metrics (off unless
+    /// given; keep it off the app's public port).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
     /// Linear-memory limit per instance, in MiB.
     #[arg(long, default_value_t = 256)]
     max_instance_memory_mib: usize,
@@ -88,21 +107,6 @@ struct BuildArgs {
     /// Build only these components (repeatable).
     #[arg(short = 'c', long = "component")]
     components: Vec<String>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
-    }
 }
 
 fn main() -> ExitCode {
@@ -143,6 +147,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         build(&manifest, &[])?;
     }
     let app = trib::manifest::load(&manifest)?;
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => trib::runtime_config::load(path, &app)?,
+        None => RuntimeConfig::default(),
+    };
     let settings = RuntimeSettings {
         engine: EngineSettings {
             pooling: !args.no_pooling,
@@ -154,16 +162,29 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         } else {
             args.cache_dir.or_else(CompileCache::default_dir)
         },
-        instances: InstancePolicy {
-            request_timeout: args.request_timeout,
-            ..InstancePolicy::default()
+        request_timeout: args.request_timeout,
+        queue: QueueSettings {
+            max_queued: args.max_queued,
+            timeout: args.queue_timeout,
         },
+        max_request_body: args.max_request_body,
+        runtime_config,
+    };
+    let metrics = match args.admin_listen {
+        Some(_) => Some(trib::metrics::install()?),
+        None => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let (Some(addr), Some(handle)) = (args.admin_listen, metrics) {
+            let bound = trib::metrics::serve_admin(addr, handle)
+                .await
+                .with_context(|| format!("cannot listen on admin address {addr}"))?;
+            println!("Metrics at http://{bound}/metrics");
+        }
         let loaded = Arc::new(trib::app::load(app, &settings)?);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

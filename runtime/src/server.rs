@@ -14,7 +14,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use wasmtime_wasi_http::handler::ExpirationError;
+
 use crate::app::LoadedApp;
+use crate::body::{Finish, LimitedBody, RequestOutcome, TrackedBody};
 use crate::router::RouteMatch;
 
 /// Where Spin answers health checks.
@@ -35,6 +41,7 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let epoch = EpochTicker::start(app.engine.clone());
+    let reaper = crate::scaling::spawn_reaper(app.components.values().cloned().collect());
     // Every connection task holds a clone of `open`; `closed.recv()` ends
     // once all of them are gone.
     let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -86,6 +93,9 @@ pub async fn serve(
         );
     }
     drop(epoch);
+    if let Some(reaper) = reaper {
+        reaper.abort();
+    }
     Ok(())
 }
 
@@ -110,34 +120,153 @@ pub async fn handle(
     let Some(route) = app.router.route(&path) else {
         return text(StatusCode::NOT_FOUND, "Not Found");
     };
-    let Some(component) = app.components.get(&route.component) else {
+    let Some(slot) = app.components.get(&route.component) else {
         tracing::error!(component = %route.component, "routed to a component that is not loaded");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
-    let req = match prepare(req, &route, client, app.router.base()) {
+    let component = route.component.as_str();
+    let started = Instant::now();
+    let done = |status: StatusCode, body: &'static str| {
+        crate::metrics::request_done(component, status.as_u16(), started.elapsed());
+        text(status, body)
+    };
+
+    if content_length(&req).is_some_and(|len| len > app.max_request_body) {
+        tracing::warn!(
+            component,
+            limit_bytes = app.max_request_body,
+            "request body too large: 413"
+        );
+        crate::metrics::limit_hit(component, "body_size");
+        return done(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+    }
+    let admitted = match app.admission.admit(slot.concurrency()).await {
+        Ok(admitted) => admitted,
+        Err(rejected) => {
+            tracing::warn!(component, reason = %rejected, queued = app.admission.queued(), "no capacity: 503");
+            crate::metrics::limit_hit(component, rejected.limit());
+            let mut resp = done(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: at capacity, retry later",
+            );
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(app.admission.retry_after_secs()),
+            );
+            return resp;
+        }
+    };
+    let in_flight = slot.enter();
+    let ready = match slot.get().await {
+        Ok((ready, cold)) => {
+            if cold {
+                crate::metrics::cold_start(component);
+            }
+            ready
+        }
+        Err(e) => {
+            tracing::error!(component, "cannot load component: {e:#}");
+            return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    let outcome = Arc::new(RequestOutcome::default());
+    let req = match prepare(req, &route, client, app, outcome.clone()) {
         Ok(req) => req,
         Err(e) => {
             tracing::debug!(error = %e, "bad request");
-            return text(StatusCode::BAD_REQUEST, "Bad Request");
+            return done(StatusCode::BAD_REQUEST, "Bad Request");
         }
     };
-    let started = std::time::Instant::now();
-    let result = component.handler.handle((), req).await;
-    match result {
-        Ok(resp) => {
-            tracing::debug!(
-                component = %route.component,
-                status = resp.status().as_u16(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "request handled"
+    let handle_started = Instant::now();
+    let result = ready.handler.handle(outcome.clone(), req).await;
+    // A guest that never yields is stopped from outside its event loop, and
+    // its request then fails as "trapped" rather than "expired"; a failure at
+    // or past the deadline is a timeout either way.
+    let past_deadline = app
+        .request_timeout
+        .is_some_and(|limit| handle_started.elapsed() >= limit);
+    let resp = match result {
+        Ok(_) if outcome.body_too_large.load(Ordering::Acquire) => {
+            return too_large(app, component, done);
+        }
+        Ok(resp) => resp,
+        Err(_) if outcome.body_too_large.load(Ordering::Acquire) => {
+            return too_large(app, component, done);
+        }
+        Err(_) if outcome.memory_exceeded.load(Ordering::Acquire) => {
+            tracing::error!(
+                component,
+                limit_mib = slot_memory_mib(app),
+                "memory limit exceeded: the instance was stopped; 500"
             );
-            resp.map(|body| body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+            crate::metrics::limit_hit(component, "memory");
+            return done(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error: memory limit exceeded",
+            );
+        }
+        Err(e) if e.is::<ExpirationError>() || past_deadline => {
+            tracing::error!(
+                component,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request timed out: 504"
+            );
+            crate::metrics::limit_hit(component, "timeout");
+            return done(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gateway Timeout: the component did not answer in time",
+            );
         }
         Err(e) => {
-            tracing::error!(component = %route.component, path = %path, "request failed: {e:#}");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            tracing::error!(component, path = %path, "request failed: {e:#}");
+            return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
-    }
+    };
+    let status = resp.status().as_u16();
+    tracing::debug!(
+        component,
+        status,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "response started"
+    );
+    let finish = Finish {
+        guards: Box::new((admitted, in_flight, ready)),
+        component: component.to_owned(),
+        status,
+        started,
+    };
+    resp.map(|body| {
+        TrackedBody::new(body, finish)
+            .map_err(|e| Box::new(e) as BoxError)
+            .boxed_unsync()
+    })
+}
+
+fn too_large(
+    app: &LoadedApp,
+    component: &str,
+    done: impl FnOnce(StatusCode, &'static str) -> Response<ResponseBody>,
+) -> Response<ResponseBody> {
+    tracing::warn!(
+        component,
+        limit_bytes = app.max_request_body,
+        "request body too large: 413"
+    );
+    crate::metrics::limit_hit(component, "body_size");
+    done(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
+}
+
+fn slot_memory_mib(app: &LoadedApp) -> usize {
+    app.max_instance_memory >> 20
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Gives the request an absolute URI and Spin's routing headers, and its body
@@ -146,8 +275,10 @@ fn prepare(
     req: Request<Incoming>,
     route: &RouteMatch,
     client: SocketAddr,
-    base: &str,
+    app: &LoadedApp,
+    outcome: Arc<RequestOutcome>,
 ) -> Result<wasmtime_wasi_http::handler::Request, http::Error> {
+    let base = app.router.base();
     let (mut parts, body) = req.into_parts();
     let host = parts
         .headers
@@ -198,7 +329,7 @@ fn prepare(
             value,
         )?;
     }
-    let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
+    let body = LimitedBody::new(body, app.max_request_body, outcome).boxed_unsync();
     Ok(Request::from_parts(parts, body))
 }
 

@@ -7,5 +7,6 @@
 mod app;
 mod build;
 mod manifests;
+mod scaling;
 mod serving;
 mod support;

@@ -19,7 +19,8 @@ pub struct EngineSettings {
     /// between requests). Falls back to on-demand allocation when the
     /// machine cannot reserve the pool's address space.
     pub pooling: bool,
-    /// How many component instances may exist at once (pool size).
+    /// Requests (and so instances) in flight at once; the pool gets a little
+    /// headroom above this.
     pub max_instances: u32,
     /// Upper bound for one linear memory, in bytes.
     pub max_instance_memory: usize,
@@ -41,15 +42,21 @@ impl Default for EngineSettings {
 pub fn build_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
     let mut config = base_config();
     if settings.pooling {
+        // Slots are released when a store drops, a moment after the request
+        // that held it finished; headroom keeps that moment from turning
+        // into an instantiation failure (admission enforces the real cap).
+        let slots = settings
+            .max_instances
+            .saturating_add((settings.max_instances / 8).max(16));
         let mut pooling = PoolingAllocationConfig::default();
         // A Spin component instance holds a handful of core instances (the
         // program, the WASI adapter, shims), each with a memory or tables.
         pooling
-            .total_component_instances(settings.max_instances)
-            .total_core_instances(settings.max_instances.saturating_mul(8))
-            .total_memories(settings.max_instances.saturating_mul(2))
-            .total_tables(settings.max_instances.saturating_mul(8))
-            .total_stacks(settings.max_instances)
+            .total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
             .max_memories_per_component(8)
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)

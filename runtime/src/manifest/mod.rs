@@ -5,7 +5,6 @@
 //! error names the file, line and field and says what was expected, so that
 //! nothing starts half-configured.
 
-mod error;
 mod raw;
 mod validate;
 
@@ -13,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-pub use error::ManifestError;
+pub(crate) use validate::serde_error as toml_error;
+
+/// A manifest that cannot be run; see [`ConfigFileError`].
+pub use crate::config_file::ConfigFileError as ManifestError;
 
 /// A validated Spin application, with every path resolved against the
 /// manifest's directory.

@@ -5,7 +5,6 @@ use std::path::Path;
 use indexmap::IndexMap;
 use toml::Spanned;
 
-use super::error::Locator;
 use super::raw::{
     RawBuild, RawCommands, RawComponent, RawFileMount, RawManifest, RawRoute, RawSource,
     RawTriggerComponent,
@@ -13,6 +12,7 @@ use super::raw::{
 use super::{
     App, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, ManifestError, Variable,
 };
+use crate::config_file::Locator;
 
 /// Where Spin reserves routes for itself.
 const RESERVED_ROUTE_PREFIX: &str = "/.well-known/spin/";
@@ -219,7 +219,7 @@ fn offset_of_key(text: &str, key: &str) -> Option<usize> {
 
 /// Maps a serde error from the `toml` crate to a located, one-line error
 /// with the dotted field path and a plain-words expectation.
-fn serde_error(loc: &Locator<'_>, e: &toml::de::Error) -> ManifestError {
+pub(crate) fn serde_error(loc: &Locator<'_>, e: &toml::de::Error) -> ManifestError {
     let at = e.span().map_or(0, |s| s.start);
     let message = e.message().trim().replace('\n', " ");
     let (field, message) = describe(loc, at, &message);
@@ -250,7 +250,13 @@ fn describe(loc: &Locator<'_>, at: usize, message: &str) -> (String, String) {
                     ),
                 );
             }
-            return (table.clone(), friendly(message));
+            // The unknown key is a segment of the header (`[typo.name]`).
+            let segments: Vec<&str> = table.split('.').collect();
+            let field = match segments.iter().position(|s| s.trim() == key) {
+                Some(i) => segments[..=i].join("."),
+                None => table.clone(),
+            };
+            return (field, friendly(message));
         }
         return (join(&key), friendly(message));
     }

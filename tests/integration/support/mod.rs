@@ -134,6 +134,8 @@ pub struct Trib {
     pub base: String,
     /// What it printed on stdout before serving (the route list).
     pub banner: String,
+    /// `http://ADDR` of the admin listener, when `--admin-listen` was given.
+    pub admin: Option<String>,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -192,10 +194,16 @@ impl Trib {
             }
         }
         let base = base.expect("loop exits with a base URL");
+        let admin = banner.lines().find_map(|l| {
+            l.strip_prefix("Metrics at ")
+                .and_then(|u| u.strip_suffix("/metrics"))
+                .map(str::to_owned)
+        });
         Self {
             child,
             base,
             banner,
+            admin,
             log,
             _log_dir: log_dir,
         }
@@ -216,6 +224,37 @@ impl Trib {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The Prometheus text from the admin listener.
+    pub fn metrics(&self) -> String {
+        let admin = self.admin.as_ref().expect("started with --admin-listen");
+        client()
+            .get(format!("{admin}/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -232,6 +271,23 @@ impl Drop for Trib {
 /// One compile cache for all tests of a run, so each guest compiles once.
 pub fn shared_cache() -> PathBuf {
     repo_root().join("target/test-compile-cache")
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels written as in
+/// the exposition, e.g. `component="p3"`), or 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(key, _)| {
+            let (n, rest) = key.split_once('{').unwrap_or((key, ""));
+            n == name
+                && labels
+                    .split(',')
+                    .all(|label| label.is_empty() || rest.contains(label))
+        })
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A blocking HTTP client with a generous timeout.

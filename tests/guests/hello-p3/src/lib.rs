@@ -12,11 +12,45 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         "echo" => Ok(Response::new(box_body(req.into_body()))),
         // Lists the `spin-*` headers the host set, one `name: value` a line.
         "headers" => Ok(text(spin_headers(&req))),
+        // Answers after `?ms=N` milliseconds, without using CPU.
+        "sleep" => {
+            let ms = query_number(&req, "ms").unwrap_or(1000);
+            spin_sdk::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(text(format!("slept {ms} ms\n")))
+        }
+        // Never answers and never yields: only the host's epoch deadline
+        // can stop it.
+        "spin" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        // Grows memory until the host refuses.
+        "hog" => {
+            let mut blocks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                blocks.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
+        // Reads the whole body, then reports its length.
+        "consume" => {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await?.to_bytes();
+            Ok(text(format!("{} bytes\n", body.len())))
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p3 guest was asked to panic"),
         "error" => anyhow::bail!("the p3 guest returned an error"),
         _ => Ok(text(format!("hello from p3 at {path}\n"))),
     }
+}
+
+fn query_number(req: &Request, key: &str) -> Option<u64> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.parse().ok()).flatten()
+    })
 }
 
 fn text(body: String) -> Response<BoxBody> {

@@ -1,16 +1,17 @@
-//! Manifest errors that say where, what and how to fix it, on one line.
+//! Errors in TOML configuration files (the manifest, the runtime config)
+//! that say where, what and how to fix it, on one line.
 
 use std::fmt;
 use std::path::PathBuf;
 
-/// A manifest that cannot be run. The `Display` form is one line:
+/// A configuration file that cannot be used. The `Display` form is one line:
 /// `FILE:LINE:COL: FIELD: PROBLEM (FIX)`.
 #[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
+pub enum ConfigFileError {
     /// The file could not be read at all.
-    #[error("{}: cannot read the manifest: {source}", path.display())]
+    #[error("{}: cannot read the file: {source}", path.display())]
     Read {
-        /// The manifest path.
+        /// The file path.
         path: PathBuf,
         /// Why reading failed.
         source: std::io::Error,
@@ -23,7 +24,7 @@ pub enum ManifestError {
 /// A problem at a place in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
-    /// The manifest path, as given.
+    /// The file path, as given.
     pub path: PathBuf,
     /// 1-based line, when known.
     pub line: usize,
@@ -49,7 +50,7 @@ impl fmt::Display for Located {
     }
 }
 
-impl ManifestError {
+impl ConfigFileError {
     /// The located problem, if this is not an I/O error.
     pub fn located(&self) -> Option<&Located> {
         match self {
@@ -59,7 +60,7 @@ impl ManifestError {
     }
 }
 
-/// Turns byte offsets into line and column numbers for one manifest text.
+/// Turns byte offsets into line and column numbers for one file's text.
 pub(crate) struct Locator<'a> {
     path: &'a std::path::Path,
     text: &'a str,
@@ -76,9 +77,9 @@ impl<'a> Locator<'a> {
         offset: usize,
         field: impl Into<String>,
         message: impl Into<String>,
-    ) -> ManifestError {
+    ) -> ConfigFileError {
         let (line, column) = self.line_col(offset);
-        ManifestError::Invalid(Box::new(Located {
+        ConfigFileError::Invalid(Box::new(Located {
             path: self.path.to_owned(),
             line,
             column,

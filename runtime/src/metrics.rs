@@ -1,0 +1,134 @@
+//! What the host tells an operator: Prometheus metrics on the admin listener.
+//!
+//! Recording goes through the `metrics` facade (no-ops until a recorder is
+//! installed, so the library costs nothing when embedded without one); the
+//! text format comes from `metrics-exporter-prometheus`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by component and status code.
+pub const REQUESTS: &str = "trib_requests_total";
+/// Time from routing to the end of the response body, by component.
+pub const REQUEST_SECONDS: &str = "trib_request_duration_seconds";
+/// Time to instantiate a component, by component.
+pub const INSTANTIATE_SECONDS: &str = "trib_instantiation_duration_seconds";
+/// Instances alive now, by component.
+pub const INSTANCES_ACTIVE: &str = "trib_instances_active";
+/// Requests waiting for capacity now (all components).
+pub const QUEUED: &str = "trib_queued_requests";
+/// Pool slots held by requests now.
+pub const POOL_IN_USE: &str = "trib_pool_slots_in_use";
+/// Pool slots requests may hold.
+pub const POOL_CAPACITY: &str = "trib_pool_slots_total";
+/// Components loaded from the compile cache.
+pub const CACHE_HITS: &str = "trib_compile_cache_hits_total";
+/// Components compiled (cache miss or no cache).
+pub const CACHE_MISSES: &str = "trib_compile_cache_misses_total";
+/// Component loads (compile or cache load, then link), by component.
+pub const LOADS: &str = "trib_component_loads_total";
+/// Components unloaded after their idle time, by component.
+pub const UNLOADS: &str = "trib_component_unloads_total";
+/// 1 while a component is loaded, by component.
+pub const LOADED: &str = "trib_component_loaded";
+/// Requests that waited for their component to load first, by component.
+pub const COLD_STARTS: &str = "trib_cold_starts_total";
+/// Limits hit, by component and limit (timeout, memory, body_size, queue_full, queue_timeout).
+pub const LIMIT_HITS: &str = "trib_limit_hits_total";
+
+/// Installs the process-wide Prometheus recorder and returns the handle
+/// that renders it.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let seconds = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?
+        .install_recorder()?;
+    Ok(handle)
+}
+
+/// Serves `GET /metrics` on `addr` until the process ends.
+pub async fn serve_admin(addr: SocketAddr, handle: PrometheusHandle) -> anyhow::Result<SocketAddr> {
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let handle = handle.clone();
+                        async move {
+                            let resp = if req.uri().path() == "/metrics" {
+                                handle.run_upkeep();
+                                http::Response::builder()
+                                    .header("content-type", "text/plain; version=0.0.4")
+                                    .body(Full::new(bytes::Bytes::from(handle.render())))
+                            } else {
+                                http::Response::builder()
+                                    .status(404)
+                                    .body(Full::new(bytes::Bytes::from_static(b"Not Found")))
+                            };
+                            resp.map_err(|e| std::io::Error::other(e.to_string()))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// Records a finished request.
+pub fn request_done(component: &str, status: u16, elapsed: Duration) {
+    counter!(REQUESTS, "component" => component.to_owned(), "status" => status.to_string())
+        .increment(1);
+    histogram!(REQUEST_SECONDS, "component" => component.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// Records a limit hit.
+pub fn limit_hit(component: &str, limit: &'static str) {
+    counter!(LIMIT_HITS, "component" => component.to_owned(), "limit" => limit).increment(1);
+}
+
+/// Records an instantiation and one more live instance.
+pub fn instance_started(component: &str, elapsed: Duration) {
+    histogram!(INSTANTIATE_SECONDS, "component" => component.to_owned())
+        .record(elapsed.as_secs_f64());
+    gauge!(INSTANCES_ACTIVE, "component" => component.to_owned()).increment(1.0);
+}
+
+/// Records one live instance fewer.
+pub fn instance_ended(component: &str) {
+    gauge!(INSTANCES_ACTIVE, "component" => component.to_owned()).decrement(1.0);
+}
+
+/// Records a component load (and whether the compile cache served it).
+pub fn component_loaded(component: &str, from_cache: bool) {
+    counter!(LOADS, "component" => component.to_owned()).increment(1);
+    gauge!(LOADED, "component" => component.to_owned()).set(1.0);
+    counter!(if from_cache { CACHE_HITS } else { CACHE_MISSES }).increment(1);
+}
+
+/// Records a component unload.
+pub fn component_unloaded(component: &str) {
+    counter!(UNLOADS, "component" => component.to_owned()).increment(1);
+    gauge!(LOADED, "component" => component.to_owned()).set(0.0);
+}
+
+/// Records a request that waited for its component to load.
+pub fn cold_start(component: &str) {
+    counter!(COLD_STARTS, "component" => component.to_owned()).increment(1);
+}

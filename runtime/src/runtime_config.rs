@@ -1,0 +1,246 @@
+//! `runtime-config.toml`: host settings that must not go into `spin.toml`
+//! (which has to stay valid for the real Spin CLI).
+//!
+//! ```toml
+//! [component.ingest]
+//! max_concurrency = 8          # requests in flight at once; more wait in the queue
+//! min_warm = 1                 # keep loaded and linked: never lazy, never scaled to zero
+//! idle_timeout = "5m"          # unload after this long without requests
+//! max_requests_per_instance = 1        # >1 reuses WASIp3 instances
+//! max_concurrent_requests_per_instance = 1
+//! ```
+//!
+//! Unknown keys, and sections for components the manifest does not define,
+//! are errors: a typo must not silently leave a component unlimited.
+
+use std::path::Path;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config_file::{ConfigFileError, Locator};
+use crate::manifest::App;
+
+/// How one component scales.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalingPolicy {
+    /// Requests in flight at once (`None`: bounded only by the pool).
+    pub max_concurrency: Option<usize>,
+    /// Keep this component loaded and linked from startup on (any value > 0).
+    pub min_warm: usize,
+    /// Unload after this long without requests (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Requests one instance serves over its life (1: fresh instance per request).
+    pub max_requests_per_instance: usize,
+    /// Requests one instance serves at the same time (WASIp3 only).
+    pub max_concurrent_requests_per_instance: usize,
+}
+
+/// Components nobody calls for this long are unloaded unless configured
+/// otherwise; reloading from the compile cache takes milliseconds.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ScalingPolicy {
+    fn default() -> Self {
+        Self {
+            max_concurrency: None,
+            min_warm: 0,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_requests_per_instance: 1,
+            max_concurrent_requests_per_instance: 1,
+        }
+    }
+}
+
+/// The validated runtime config.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Scaling policy by component ID; absent components use the default.
+    pub components: IndexMap<String, ScalingPolicy>,
+}
+
+impl RuntimeConfig {
+    /// The policy for `component`.
+    pub fn scaling(&self, component: &str) -> ScalingPolicy {
+        self.components.get(component).cloned().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntimeConfig {
+    #[serde(default)]
+    component: IndexMap<Spanned<String>, RawScaling>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScaling {
+    max_concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    min_warm: usize,
+    idle_timeout: Option<Spanned<String>>,
+    max_requests_per_instance: Option<Spanned<usize>>,
+    max_concurrent_requests_per_instance: Option<Spanned<usize>>,
+}
+
+/// Reads and validates the runtime config at `path` against `app`.
+pub fn load(path: &Path, app: &App) -> Result<RuntimeConfig, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text, app)
+}
+
+/// Validates runtime-config `text` (read from `path`) against `app`.
+pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, ConfigFileError> {
+    let loc = Locator::new(path, text);
+    let raw: RawRuntimeConfig =
+        toml::from_str(text).map_err(|e| crate::manifest::toml_error(&loc, &e))?;
+    let mut components = IndexMap::new();
+    for (id, raw) in raw.component {
+        let field = |f: &str| format!("component.{}.{f}", id.get_ref());
+        if app.component(id.get_ref()).is_none() {
+            return Err(loc.error(
+                id.span().start,
+                format!("component.{}", id.get_ref()),
+                format!(
+                    "the manifest defines no component {:?} (check the name against [component.NAME] in {})",
+                    id.get_ref(),
+                    app.manifest_path.display()
+                ),
+            ));
+        }
+        let positive =
+            |v: &Option<Spanned<usize>>, name: &str| -> Result<Option<usize>, ConfigFileError> {
+                match v {
+                    Some(n) if *n.get_ref() == 0 => {
+                        Err(loc.error(n.span().start, field(name), "must be at least 1"))
+                    }
+                    Some(n) => Ok(Some(*n.get_ref())),
+                    None => Ok(None),
+                }
+            };
+        let idle_timeout = match &raw.idle_timeout {
+            None => Some(DEFAULT_IDLE_TIMEOUT),
+            Some(s) if s.get_ref() == "never" => None,
+            Some(s) => Some(parse_duration(s.get_ref()).map_err(|e| {
+                loc.error(
+                    s.span().start,
+                    field("idle_timeout"),
+                    format!("{e} (or \"never\")"),
+                )
+            })?),
+        };
+        let policy = ScalingPolicy {
+            max_concurrency: positive(&raw.max_concurrency, "max_concurrency")?,
+            min_warm: raw.min_warm,
+            idle_timeout: if raw.min_warm > 0 { None } else { idle_timeout },
+            max_requests_per_instance: positive(
+                &raw.max_requests_per_instance,
+                "max_requests_per_instance",
+            )?
+            .unwrap_or(1),
+            max_concurrent_requests_per_instance: positive(
+                &raw.max_concurrent_requests_per_instance,
+                "max_concurrent_requests_per_instance",
+            )?
+            .unwrap_or(1),
+        };
+        components.insert(id.into_inner(), policy);
+    }
+    Ok(RuntimeConfig { components })
+}
+
+/// Parses `30s`, `500ms`, `2m` or `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        crate::manifest::parse(
+            Path::new("spin.toml"),
+            "spin_manifest_version = 2\n[application]\nname = \"a\"\n[component.api]\nsource = \"a.wasm\"\n",
+        )
+        .expect("valid manifest")
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn policies_parse_and_default() {
+        let text = "[component.api]\nmax_concurrency = 2\nidle_timeout = \"1s\"\n";
+        let config = parse(Path::new("rc.toml"), text, &app()).expect("valid");
+        let p = config.scaling("api");
+        assert_eq!(p.max_concurrency, Some(2));
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(config.scaling("other"), ScalingPolicy::default());
+    }
+
+    #[test]
+    fn min_warm_disables_scale_to_zero() {
+        let text = "[component.api]\nmin_warm = 1\nidle_timeout = \"1s\"\n";
+        let config = parse(Path::new("rc.toml"), text, &app()).expect("valid");
+        assert_eq!(config.scaling("api").idle_timeout, None);
+    }
+
+    #[test]
+    fn mistakes_are_located_errors() {
+        let cases = [
+            (
+                "[component.apii]\nmax_concurrency = 2\n",
+                "rc.toml:1:12: component.apii: the manifest defines no component \"apii\"",
+            ),
+            (
+                "[component.api]\nmax_concurency = 2\n",
+                "rc.toml:2:1: component.api.max_concurency: unknown field `max_concurency`",
+            ),
+            (
+                "[component.api]\nmax_concurrency = 0\n",
+                "rc.toml:2:19: component.api.max_concurrency: must be at least 1",
+            ),
+            (
+                "[component.api]\nidle_timeout = \"soon\"\n",
+                "rc.toml:2:16: component.api.idle_timeout: \"soon\" is not a duration",
+            ),
+            (
+                "[key_value_stor.default]\n",
+                "rc.toml:1:2: key_value_stor: unknown field `key_value_stor`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(Path::new("rc.toml"), text, &app())
+                .expect_err(text)
+                .to_string();
+            assert!(err.starts_with(want), "{text:?}\n got: {err}\nwant: {want}");
+        }
+    }
+}

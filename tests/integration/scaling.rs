@@ -1,0 +1,332 @@
+//! Scaling on demand: back-pressure, lazy loading, scale-to-zero, limits,
+//! graceful shutdown and the metrics that show them.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{AppDir, Trib, client, metric, shared_cache};
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "scaling-test"
+[[trigger.http]]
+route = "/p3/..."
+component = "p3"
+[[trigger.http]]
+route = "/other/..."
+component = "other"
+[component.p3]
+source = "{p3}"
+[component.other]
+source = "{p2}"
+"#;
+
+fn start(runtime_config: &str, flags: &[&str]) -> (AppDir, Trib) {
+    let app = AppDir::new(APP);
+    let rc = app.path().join("runtime-config.toml");
+    std::fs::write(&rc, runtime_config).expect("runtime config");
+    let rc = rc.display().to_string();
+    let mut args = vec![
+        "--runtime-config-file",
+        rc.as_str(),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(flags);
+    let trib = Trib::start_with(&app, &shared_cache(), &args);
+    (app, trib)
+}
+
+fn get(trib: &Trib, path: &str) -> reqwest::blocking::Response {
+    client().get(trib.url(path)).send().expect("request")
+}
+
+#[test]
+fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
+    // Two may run, three may wait (up to 3 s), the rest are turned away.
+    let (_app, trib) = start(
+        "[component.p3]\nmax_concurrency = 2\n",
+        &["--max-queued", "3", "--queue-timeout", "3s"],
+    );
+    let url = trib.url("/p3/sleep?ms=600");
+    let started = Instant::now();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let resp = client().get(url).send().expect("every request is answered");
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                (resp.status().as_u16(), retry_after, Instant::now())
+            })
+        })
+        .collect();
+    // While the flood is in flight, requests are visibly queued.
+    std::thread::sleep(Duration::from_millis(300));
+    let during = trib.metrics();
+    assert_eq!(metric(&during, "trib_queued_requests", ""), 3.0, "{during}");
+    assert_eq!(metric(&during, "trib_pool_slots_in_use", ""), 2.0, "{during}");
+    assert_eq!(metric(&during, "trib_instances_active", "component=\"p3\""), 2.0, "{during}");
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(ok + shed.len(), 10, "only 200 or 503: {results:?}");
+    assert_eq!(
+        ok, 5,
+        "two running plus three queued are served: {results:?}"
+    );
+    assert!(
+        shed.iter()
+            .all(|r| r.1.as_deref().is_some_and(|v| v.parse::<u64>().is_ok())),
+        "{results:?}"
+    );
+    // Shed requests are answered at once, not after the queue timeout.
+    assert!(
+        shed.iter()
+            .all(|r| r.2 - started < Duration::from_millis(500)),
+        "{results:?}"
+    );
+    // Queued ones ran after the first two: three waves of 600 ms at most.
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let after = trib.metrics();
+    assert_eq!(
+        metric(
+            &after,
+            "trib_requests_total",
+            "component=\"p3\",status=\"503\""
+        ),
+        5.0,
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "trib_limit_hits_total", "limit=\"queue_full\""),
+        5.0,
+        "{after}"
+    );
+    assert_eq!(metric(&after, "trib_queued_requests", ""), 0.0);
+}
+
+#[test]
+fn components_load_lazily_scale_to_zero_and_reload() {
+    let (_app, trib) = start("[component.p3]\nidle_timeout = \"700ms\"\n", &[]);
+    let m = trib.metrics();
+    let loads = |m: &str| metric(m, "trib_component_loads_total", "component=\"p3\"");
+    let unloads = |m: &str| metric(m, "trib_component_unloads_total", "component=\"p3\"");
+    let loaded = |m: &str| metric(m, "trib_component_loaded", "component=\"p3\"");
+    assert_eq!(
+        loads(&m),
+        0.0,
+        "nothing is loaded before its first request:\n{m}"
+    );
+    assert!(!trib.log().contains("component loaded"), "{}", trib.log());
+
+    assert_eq!(get(&trib, "/p3/one").status().as_u16(), 200);
+    let m = trib.metrics();
+    assert_eq!((loads(&m), loaded(&m)), (1.0, 1.0), "{m}");
+    assert_eq!(
+        metric(&m, "trib_cold_starts_total", "component=\"p3\""),
+        1.0
+    );
+    // The other component is still not loaded.
+    assert_eq!(
+        metric(&m, "trib_component_loads_total", "component=\"other\""),
+        0.0
+    );
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = trib.metrics();
+    assert_eq!(
+        (unloads(&m), loaded(&m)),
+        (1.0, 0.0),
+        "idle component unloaded:\n{m}"
+    );
+
+    let resp = get(&trib, "/p3/two");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().expect("body"), "hello from p3 at /p3/two\n");
+    let m = trib.metrics();
+    assert_eq!((loads(&m), loaded(&m)), (2.0, 1.0), "reloaded:\n{m}");
+    assert_eq!(
+        metric(&m, "trib_cold_starts_total", "component=\"p3\""),
+        2.0
+    );
+    // Reloads come from the compile cache.
+    assert!(
+        metric(&m, "trib_compile_cache_hits_total", "") >= 1.0,
+        "{m}"
+    );
+}
+
+#[test]
+fn min_warm_loads_at_startup_and_never_unloads() {
+    let (_app, trib) = start(
+        "[component.p3]\nmin_warm = 1\nidle_timeout = \"100ms\"\n",
+        &[],
+    );
+    let m = trib.metrics();
+    assert_eq!(
+        metric(&m, "trib_component_loaded", "component=\"p3\""),
+        1.0,
+        "{m}"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let m = trib.metrics();
+    assert_eq!(
+        metric(&m, "trib_component_unloads_total", "component=\"p3\""),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(get(&trib, "/p3/x").status().as_u16(), 200);
+    assert_eq!(
+        metric(
+            &trib.metrics(),
+            "trib_cold_starts_total",
+            "component=\"p3\""
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn an_infinite_loop_times_out_while_others_are_served() {
+    let (_app, trib) = start("", &["--request-timeout", "1s"]);
+    let url = trib.url("/p3/spin");
+    let started = Instant::now();
+    let looping = std::thread::spawn(move || {
+        let resp = client().get(url).send().expect("answered");
+        (resp.status().as_u16(), Instant::now())
+    });
+    // Other requests keep being served while the guest spins.
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(get(&trib, "/other/ok").status().as_u16(), 200);
+        assert!(t.elapsed() < Duration::from_millis(800), "served promptly");
+    }
+    let (status, finished) = looping.join().expect("thread");
+    assert_eq!(status, 504, "{}", trib.log());
+    let took = finished - started;
+    assert!(
+        took < Duration::from_secs(2),
+        "within 2x the limit: {took:?}"
+    );
+    let log = trib.log();
+    assert_eq!(log.matches("request timed out").count(), 1, "{log}");
+    assert!(log.contains("component=p3"), "{log}");
+    assert_eq!(get(&trib, "/p3/after").status().as_u16(), 200);
+    assert_eq!(
+        metric(
+            &trib.metrics(),
+            "trib_limit_hits_total",
+            "limit=\"timeout\""
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_the_limit() {
+    let (_app, trib) = start("", &["--max-instance-memory-mib", "32"]);
+    let resp = get(&trib, "/p3/hog");
+    assert_eq!(resp.status().as_u16(), 500);
+    assert!(resp.text().expect("body").contains("memory limit"));
+    let log = trib.log();
+    assert_eq!(log.matches("memory limit exceeded").count(), 1, "{log}");
+    assert!(log.contains("component=p3"), "{log}");
+    assert_eq!(get(&trib, "/p3/after").status().as_u16(), 200);
+    assert_eq!(
+        metric(&trib.metrics(), "trib_limit_hits_total", "limit=\"memory\""),
+        1.0
+    );
+}
+
+#[test]
+fn a_huge_body_is_413_with_or_without_content_length() {
+    let (_app, trib) = start("", &["--max-request-body", "1000000"]);
+    // Declared too large: refused before the guest runs.
+    let resp = client()
+        .post(trib.url("/p3/consume"))
+        .body(vec![7u8; 2_000_000])
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 413);
+    // Streamed without a length: refused when the limit is crossed.
+    let chunks = (0..40).map(|_| Ok::<_, std::io::Error>(vec![7u8; 50_000]));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(trib.url("/p3/consume"))
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.expect("answered"), 413);
+    // Within the limit is fine.
+    let resp = client()
+        .post(trib.url("/p3/consume"))
+        .body(vec![7u8; 900_000])
+        .send()
+        .expect("request");
+    assert_eq!(resp.text().expect("body"), "900000 bytes\n");
+    let log = trib.log();
+    assert_eq!(log.matches("request body too large").count(), 2, "{log}");
+    assert_eq!(
+        metric(
+            &trib.metrics(),
+            "trib_limit_hits_total",
+            "limit=\"body_size\""
+        ),
+        2.0
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_slow_request_then_exits_zero() {
+    let (_app, mut trib) = start("", &["--shutdown-grace", "10s"]);
+    let url = trib.url("/p3/sleep?ms=1500");
+    let slow = std::thread::spawn(move || {
+        let resp = client().get(url).send().expect("answered");
+        (resp.status().as_u16(), resp.text().expect("body"))
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    trib.terminate();
+    let (status, body) = slow.join().expect("thread");
+    assert_eq!((status, body.as_str()), (200, "slept 1500 ms\n"));
+    let exit = trib
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits after the request");
+    assert!(exit.success(), "{exit}\n{}", trib.log());
+}
+
+/// Instances created so far for `component`, from the instantiation histogram.
+fn instantiations(trib: &Trib, component: &str) -> f64 {
+    metric(
+        &trib.metrics(),
+        "trib_instantiation_duration_seconds_count",
+        &format!("component=\"{component}\""),
+    )
+}
+
+#[test]
+fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
+    let (_app, trib) = start(
+        "[component.p3]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\n",
+        &[],
+    );
+    for i in 0..10 {
+        assert_eq!(get(&trib, &format!("/p3/r{i}")).status().as_u16(), 200);
+        assert_eq!(get(&trib, &format!("/other/r{i}")).status().as_u16(), 200);
+    }
+    // The default (`other`): one instance per request, as in Spin.
+    assert_eq!(instantiations(&trib, "other"), 10.0);
+    // The opt-in policy: sequential requests share an instance.
+    let reused = instantiations(&trib, "p3");
+    assert!((1.0..=2.0).contains(&reused), "{reused} instances for 10 requests");
+}
