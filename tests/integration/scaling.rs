@@ -68,8 +68,16 @@ fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     let during = trib.metrics();
     assert_eq!(metric(&during, "trib_queued_requests", ""), 3.0, "{during}");
-    assert_eq!(metric(&during, "trib_pool_slots_in_use", ""), 2.0, "{during}");
-    assert_eq!(metric(&during, "trib_instances_active", "component=\"p3\""), 2.0, "{during}");
+    assert_eq!(
+        metric(&during, "trib_pool_slots_in_use", ""),
+        2.0,
+        "{during}"
+    );
+    assert_eq!(
+        metric(&during, "trib_instances_active", "component=\"p3\""),
+        2.0,
+        "{during}"
+    );
     let results: Vec<_> = handles
         .into_iter()
         .map(|h| h.join().expect("thread"))
@@ -328,5 +336,8 @@ fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
     assert_eq!(instantiations(&trib, "other"), 10.0);
     // The opt-in policy: sequential requests share an instance.
     let reused = instantiations(&trib, "p3");
-    assert!((1.0..=2.0).contains(&reused), "{reused} instances for 10 requests");
+    assert!(
+        (1.0..=2.0).contains(&reused),
+        "{reused} instances for 10 requests"
+    );
 }
