@@ -65,6 +65,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub fn start(mut command: Command, addr: SocketAddr, path: &str) -> anyhow::Result<Server> {
     let program = format!("{:?}", command.get_program());
     let child = command
+        // Backtrace capture would tax whichever peer creates errors.
+        .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -104,6 +106,7 @@ pub fn time_to_first_200(
 ) -> anyhow::Result<(Duration, Server)> {
     let started = Instant::now();
     let child = command
+        .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

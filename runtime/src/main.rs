@@ -14,6 +14,12 @@ use trib::engine::EngineSettings;
 use trib::engine::compile_cache::CompileCache;
 use trib::runtime_config::{RuntimeConfig, parse_duration};
 
+/// Every request allocates a store, a resource table and HTTP plumbing and
+/// frees them moments later on another thread; mimalloc's per-thread free
+/// lists handle that churn better than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs Spin applications (manifest version 2) as WebAssembly components.
 #[derive(Debug, Parser)]
 #[command(name = "trib", version, about)]

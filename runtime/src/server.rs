@@ -28,6 +28,15 @@ pub const HEALTH_PATH: &str = "/.well-known/spin/health";
 /// Where Spin describes itself.
 pub const INFO_PATH: &str = "/.well-known/spin/info";
 
+// The headers Spin sets on every request it routes.
+const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
+const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
+const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");
+const BASE_PATH: HeaderName = HeaderName::from_static("spin-base-path");
+const RAW_COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-raw-component-route");
+const COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-component-route");
+const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
+
 /// The body type of every response we send.
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -310,24 +319,21 @@ fn prepare(
     for name in forged {
         parts.headers.remove(name);
     }
-    let mut set = |name: &str, value: &str| -> Result<(), http::Error> {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(http::Error::from)?;
+    let mut set = |name: HeaderName, value: &str| -> Result<(), http::Error> {
         let value = HeaderValue::from_str(value).map_err(http::Error::from)?;
         parts.headers.insert(name, value);
         Ok(())
     };
-    set("spin-full-url", &full_url)?;
-    set("spin-path-info", &route.path_info)?;
-    set("spin-matched-route", &route.based_route)?;
-    set("spin-base-path", base)?;
-    set("spin-raw-component-route", &route.raw_route)?;
-    set("spin-component-route", route.component_route())?;
-    set("spin-client-addr", &client.to_string())?;
+    set(FULL_URL, &full_url)?;
+    set(PATH_INFO, &route.path_info)?;
+    set(MATCHED_ROUTE, &route.based_route)?;
+    set(BASE_PATH, base)?;
+    set(RAW_COMPONENT_ROUTE, &route.raw_route)?;
+    set(COMPONENT_ROUTE, route.component_route())?;
+    set(CLIENT_ADDR, &client.to_string())?;
     for (name, value) in &route.params {
-        set(
-            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value,
-        )?;
+        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+        set(HeaderName::from_bytes(name.as_bytes())?, value)?;
     }
     let body = LimitedBody::new(body, app.max_request_body, outcome).boxed_unsync();
     Ok(Request::from_parts(parts, body))
