@@ -18,8 +18,12 @@ use crate::host::{HostState, InstanceTemplate, linker};
 use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
 use crate::manifest::{App, Component};
 use crate::router::Router;
+use crate::runtime_config::KeyValueStoreConfig;
 use crate::runtime_config::{RuntimeConfig, ScalingPolicy};
 use crate::scaling::ComponentSlot;
+use crate::spin_apis::SpinCtx;
+use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores, SqliteStore};
+use crate::variables::{Providers, Resolved};
 
 /// Runtime settings that come from flags rather than the manifest.
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct RuntimeSettings {
     pub max_request_body: u64,
     /// Per-component settings from `runtime-config.toml`.
     pub runtime_config: RuntimeConfig,
+    /// Where variable values come from.
+    pub providers: Providers,
 }
 
 /// Default request body limit: large enough for bulk uploads, small enough
@@ -51,6 +57,7 @@ impl Default for RuntimeSettings {
             queue: QueueSettings::default(),
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             runtime_config: RuntimeConfig::default(),
+            providers: Providers::default(),
         }
     }
 }
@@ -156,9 +163,13 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
             "duplicate route: the later trigger wins"
         );
     }
+    let variables = crate::variables::resolve(&app, &settings.providers)?;
+    let key_value = Arc::new(key_value_stores(&app, &settings.runtime_config)?);
     let engine = build_engine(&settings.engine)?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
     let loader = Arc::new(Loader {
+        variables,
+        key_value,
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),
@@ -202,6 +213,40 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     })
 }
 
+/// The app's key-value stores: the runtime config's, plus `default` under
+/// the app's `.spin/` directory (where `spin up` keeps it). A component that
+/// names an undefined store stops startup.
+fn key_value_stores(app: &App, config: &RuntimeConfig) -> anyhow::Result<KeyValueStores> {
+    let stores = config
+        .key_value_stores
+        .iter()
+        .map(|(label, store)| {
+            let KeyValueStoreConfig::Spin { path } = store;
+            (label.clone(), Arc::new(SqliteStore::new(path.clone())))
+        })
+        .collect();
+    let stores = KeyValueStores::new(stores, app.root.join(".spin/sqlite_key_value.db"));
+    for component in app.components.values() {
+        for label in &component.key_value_stores {
+            if !stores.contains(label) {
+                anyhow::bail!(
+                    "component {:?} uses key-value store {label:?}, which is not defined: add [key_value_store.{label}] to the runtime config (--runtime-config-file)",
+                    component.id
+                );
+            }
+        }
+    }
+    if app
+        .components
+        .values()
+        .any(|c| c.key_value_stores.iter().any(|l| l == "default"))
+        && let Some(path) = stores.get("default").and_then(|s| s.path())
+    {
+        tracing::info!(path = %path.display(), "storing default key-value data");
+    }
+    Ok(stores)
+}
+
 fn check_source(component: &Component) -> Result<(), LoadError> {
     use std::io::Read as _;
     let path = component.source.display().to_string();
@@ -224,6 +269,8 @@ fn check_source(component: &Component) -> Result<(), LoadError> {
 
 /// Compiles (or loads from cache), links and wraps components on demand.
 pub struct Loader {
+    variables: Resolved,
+    key_value: Arc<KeyValueStores>,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Arc<CompileCache>,
@@ -241,7 +288,11 @@ impl Loader {
         let started = Instant::now();
         let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
         let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
-        let template = InstanceTemplate::new(component, self.max_memory);
+        let spin = SpinCtx {
+            variables: self.variables.for_component(component),
+            key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
+        };
+        let template = InstanceTemplate::new(component, self.max_memory, spin);
         let instances = InstancePolicy {
             max_requests_per_instance: policy.max_requests_per_instance,
             max_concurrent_per_instance: if abi == HttpAbi::P3 {

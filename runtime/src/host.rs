@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use crate::body::RequestOutcome;
 use crate::manifest::Component;
+use crate::spin_apis::{SpinCtx, SpinView};
 
 /// Per-store state of one guest instance.
 pub struct HostState {
@@ -20,6 +21,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundPolicy,
+    spin: SpinCtx,
     /// Memory and table growth limits checked by Wasmtime.
     pub limits: MemoryLimit,
 }
@@ -85,12 +87,13 @@ pub struct InstanceTemplate {
     pub component: Arc<str>,
     environment: Arc<[(String, String)]>,
     max_memory: usize,
+    spin: SpinCtx,
 }
 
 impl InstanceTemplate {
     /// The template for `component`, with linear memories capped at
-    /// `max_memory` bytes.
-    pub fn new(component: &Component, max_memory: usize) -> Self {
+    /// `max_memory` bytes and the Spin APIs in `spin`.
+    pub fn new(component: &Component, max_memory: usize, spin: SpinCtx) -> Self {
         Self {
             component: component.id.as_str().into(),
             environment: component
@@ -99,6 +102,7 @@ impl InstanceTemplate {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             max_memory,
+            spin,
         }
     }
 
@@ -115,6 +119,7 @@ impl InstanceTemplate {
             outbound: OutboundPolicy {
                 component: self.component.clone(),
             },
+            spin: self.spin.clone(),
             limits: MemoryLimit {
                 max_bytes: self.max_memory,
                 exceeded: false,
@@ -177,14 +182,22 @@ impl WasiHttpHooks for OutboundPolicy {
     }
 }
 
+fn spin_view(state: &mut HostState) -> SpinView<'_> {
+    SpinView {
+        ctx: &mut state.spin,
+        table: &mut state.table,
+    }
+}
+
 /// The linker with every interface a Spin HTTP component may import: WASI
-/// 0.2 and 0.3 (CLI, clocks, random, filesystem, sockets, I/O) and
-/// `wasi:http` for both.
+/// 0.2 and 0.3 (CLI, clocks, random, filesystem, sockets, I/O),
+/// `wasi:http` for both, and Spin's APIs for both SDK generations.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::spin_apis::add_to_linker(&mut linker, spin_view)?;
     Ok(linker)
 }

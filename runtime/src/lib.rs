@@ -15,6 +15,7 @@
 //! into this library; nothing here reads the environment or the command line.
 
 pub mod admission;
+pub mod allowed_hosts;
 pub mod app;
 pub mod body;
 pub mod build_cmd;
@@ -28,3 +29,5 @@ pub mod router;
 pub mod runtime_config;
 pub mod scaling;
 pub mod server;
+pub mod spin_apis;
+pub mod variables;

@@ -87,6 +87,10 @@ struct UpArgs {
     /// Host settings that do not belong in spin.toml (per-component scaling).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
+    /// A `.env`-style file of variable values (`NAME=value` lines); they win
+    /// over `SPIN_VARIABLE_NAME` environment variables.
+    #[arg(long)]
+    variables_file: Option<PathBuf>,
     /// Serve Prometheus metrics on this address at /metrics (off unless
     /// given; keep it off the app's public port).
     #[arg(long)]
@@ -175,6 +179,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         max_request_body: args.max_request_body,
         runtime_config,
+        providers: trib::variables::Providers::from_env(args.variables_file.as_deref())?,
     };
     let metrics = match args.admin_listen {
         Some(_) => Some(trib::metrics::install()?),

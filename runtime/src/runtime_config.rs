@@ -59,6 +59,19 @@ impl Default for ScalingPolicy {
 pub struct RuntimeConfig {
     /// Scaling policy by component ID; absent components use the default.
     pub components: IndexMap<String, ScalingPolicy>,
+    /// Key-value stores by label (`default` may be overridden).
+    pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
+}
+
+/// `[key_value_store.LABEL]`: where a store's data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValueStoreConfig {
+    /// `type = "spin"`: SQLite at `path` (relative to the runtime-config
+    /// file), or in memory without a path.
+    Spin {
+        /// The database file.
+        path: Option<std::path::PathBuf>,
+    },
 }
 
 impl RuntimeConfig {
@@ -73,6 +86,17 @@ impl RuntimeConfig {
 struct RawRuntimeConfig {
     #[serde(default)]
     component: IndexMap<Spanned<String>, RawScaling>,
+    #[serde(default)]
+    key_value_store: IndexMap<Spanned<String>, RawKeyValueStore>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyValueStore {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    #[serde(default)]
+    path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,7 +176,27 @@ pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, Config
         };
         components.insert(id.into_inner(), policy);
     }
-    Ok(RuntimeConfig { components })
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut key_value_stores = IndexMap::new();
+    for (label, raw) in raw.key_value_store {
+        let store = match raw.kind.get_ref().as_str() {
+            "spin" => KeyValueStoreConfig::Spin {
+                path: raw.path.map(|p| base.join(p)),
+            },
+            other => {
+                return Err(loc.error(
+                    raw.kind.span().start,
+                    format!("key_value_store.{}.type", label.get_ref()),
+                    format!("store type {other:?} is not supported (use \"spin\" for SQLite)"),
+                ));
+            }
+        };
+        key_value_stores.insert(label.into_inner(), store);
+    }
+    Ok(RuntimeConfig {
+        components,
+        key_value_stores,
+    })
 }
 
 /// Parses `30s`, `500ms`, `2m` or `1h` (a bare number is seconds).

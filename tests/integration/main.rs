@@ -6,6 +6,7 @@
 
 mod app;
 mod build;
+mod host_apis;
 mod manifests;
 mod scaling;
 mod serving;

@@ -144,6 +144,16 @@ impl Trib {
     /// Starts `trib up` for `app` with `extra` flags, on a free port, with the
     /// given compile-cache directory, and waits until it serves.
     pub fn start_with(app: &AppDir, cache: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(app, cache, extra, &[])
+    }
+
+    /// Like [`Trib::start_with`], with extra environment variables.
+    pub fn start_with_env(
+        app: &AppDir,
+        cache: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_dir = tempfile::tempdir().expect("temp dir");
         let log = log_dir.path().join("trib.log");
         let mut child = trib()
@@ -156,6 +166,7 @@ impl Trib {
             .current_dir(app.path())
             .env("TRIB_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

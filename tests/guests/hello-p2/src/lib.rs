@@ -6,8 +6,9 @@ use spin_sdk::http_component;
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let path = req.path_with_query().unwrap_or_default();
-    let path = path.split('?').next().unwrap_or_default().to_owned();
+    let full = req.path_with_query().unwrap_or_default();
+    let (path, query) = full.split_once('?').unwrap_or((&full, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
     let tail = path.rsplit('/').next().unwrap_or_default();
     match tail {
         "echo" => echo(req, out).await,
@@ -22,9 +23,65 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             lines.sort();
             respond(out, 200, lines.join("\n") + "\n").await
         }
+        "kv-set" | "kv-get" | "kv-delete" | "kv-exists" | "kv-keys" => {
+            let (status, body) = key_value(&query, tail);
+            respond(out, status, body).await
+        }
+        "var" => {
+            let name = param(&query, "name");
+            match spin_sdk::variables::get(&name) {
+                Ok(value) => respond(out, 200, value).await,
+                Err(e) => respond(out, 500, format!("{e:?}")).await,
+            }
+        }
+        "config" => {
+            let name = param(&query, "name");
+            match spin_sdk::wit::wasi::config::store::get(&name) {
+                Ok(Some(value)) => respond(out, 200, value).await,
+                Ok(None) => respond(out, 404, "<none>".into()).await,
+                Err(e) => respond(out, 500, format!("{e:?}")).await,
+            }
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p2 guest was asked to panic"),
         _ => respond(out, 200, format!("hello from p2 at {path}\n")).await,
+    }
+}
+
+fn param(query: &str, key: &str) -> String {
+    query
+        .split('&')
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == key).then(|| v.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// One key-value operation (see the p3 guest); errors are a 500 whose body
+/// is the error variant.
+fn key_value(query: &str, action: &str) -> (u16, String) {
+    let store = match spin_sdk::key_value::Store::open(param(query, "store").as_str()) {
+        Ok(store) => store,
+        Err(e) => return (500, format!("{e:?}")),
+    };
+    let key = param(query, "key");
+    let result = match action {
+        "kv-set" => store.set(&key, param(query, "value").as_bytes()).map(|()| "ok".to_owned()),
+        "kv-get" => store.get(&key).map(|v| match v {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "<none>".to_owned(),
+        }),
+        "kv-delete" => store.delete(&key).map(|()| "ok".to_owned()),
+        "kv-exists" => store.exists(&key).map(|b| b.to_string()),
+        _ => store.get_keys().map(|mut keys| {
+            keys.sort();
+            keys.join(",")
+        }),
+    };
+    match result {
+        Ok(body) => (200, body),
+        Err(e) => (500, format!("{e:?}")),
     }
 }
 

@@ -39,11 +39,61 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             let body = req.into_body().collect().await?.to_bytes();
             Ok(text(format!("{} bytes\n", body.len())))
         }
+        "kv-set" | "kv-get" | "kv-delete" | "kv-exists" | "kv-keys" => key_value(&req, tail).await,
+        "var" => {
+            let name = query(&req, "name").unwrap_or_default();
+            Ok(match spin_sdk::variables::get(&name).await {
+                Ok(value) => text(value),
+                Err(e) => failure(format!("{e:?}")),
+            })
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p3 guest was asked to panic"),
         "error" => anyhow::bail!("the p3 guest returned an error"),
         _ => Ok(text(format!("hello from p3 at {path}\n"))),
     }
+}
+
+/// `kv-*?store=S&key=K&value=V`: one key-value operation; errors are a 500
+/// whose body is the error variant, so tests can check Spin's error cases.
+async fn key_value(req: &Request, action: &str) -> anyhow::Result<Response<BoxBody>> {
+    use spin_sdk::key_value::Store;
+    let label = query(req, "store").unwrap_or_else(|| "default".into());
+    let key = query(req, "key").unwrap_or_default();
+    let store = match Store::open(&label).await {
+        Ok(store) => store,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    let result = match action {
+        "kv-set" => store
+            .set(&key, query(req, "value").unwrap_or_default())
+            .await
+            .map(|()| "ok".to_owned()),
+        "kv-get" => store.get(&key).await.map(|v| match v {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "<none>".to_owned(),
+        }),
+        "kv-delete" => store.delete(&key).await.map(|()| "ok".to_owned()),
+        "kv-exists" => store.exists(&key).await.map(|b| b.to_string()),
+        _ => store.get_keys().await.collect().await.map(|keys| keys.join(",")),
+    };
+    Ok(match result {
+        Ok(body) => text(body),
+        Err(e) => failure(format!("{e:?}")),
+    })
+}
+
+fn failure(body: String) -> Response<BoxBody> {
+    let mut resp = text(body);
+    *resp.status_mut() = spin_sdk::http::StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.to_owned())
+    })
 }
 
 fn query_number(req: &Request, key: &str) -> Option<u64> {

@@ -1,0 +1,280 @@
+//! Key-value stores backed by SQLite, Spin's layout: one table
+//! `spin_key_value(store, key, value)` per database file, so a `.spin/`
+//! directory written by `spin up` reads the same under `trib up`.
+//!
+//! A store is reachable only from components that list its label in
+//! `key_value_stores` (otherwise `access-denied`). The `default` label is an
+//! embedded file under the app's `.spin/` directory unless the runtime config
+//! maps it elsewhere. SQLite calls are blocking, so they run on tokio's
+//! blocking pool.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Spin's key-value error cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// No store is configured under the label.
+    #[error("no such store")]
+    NoSuchStore,
+    /// The component did not list the label in `key_value_stores`.
+    #[error("access denied")]
+    AccessDenied,
+    /// The instance holds too many open stores.
+    #[error("store table full")]
+    StoreTableFull,
+    /// The backend failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One SQLite database holding stores; opened on first use.
+pub struct SqliteStore {
+    path: Option<PathBuf>,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// A store in the file at `path`, or in memory with `None`.
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// Where the data lives, for the startup message.
+    pub fn path(&self) -> Option<&PathBuf> {
+        self.path.as_ref()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, KvError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.connect().map_err(|e| KvError::Other(e.to_string()))?);
+        }
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| KvError::Other("no connection".into()))?;
+        f(conn).map_err(|e| KvError::Other(e.to_string()))
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = match &self.path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let conn = Connection::open(path)?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn
+            }
+            None => Connection::open_in_memory()?,
+        };
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (
+                store TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY (store, key)
+            )",
+        )?;
+        Ok(conn)
+    }
+}
+
+/// The app's stores by label, shared by every instance.
+#[derive(Debug, Default)]
+pub struct KeyValueStores {
+    stores: HashMap<String, Arc<SqliteStore>>,
+}
+
+impl KeyValueStores {
+    /// Stores by label; `default` is added at `default_path` unless given.
+    pub fn new(mut stores: HashMap<String, Arc<SqliteStore>>, default_path: PathBuf) -> Self {
+        stores
+            .entry("default".to_owned())
+            .or_insert_with(|| Arc::new(SqliteStore::new(Some(default_path))));
+        Self { stores }
+    }
+
+    /// Whether `label` is configured.
+    pub fn contains(&self, label: &str) -> bool {
+        self.stores.contains_key(label)
+    }
+
+    /// The store for `label`.
+    pub fn get(&self, label: &str) -> Option<&Arc<SqliteStore>> {
+        self.stores.get(label)
+    }
+}
+
+/// What one component may open.
+#[derive(Debug, Clone)]
+pub struct KeyValueAccess {
+    allowed: Arc<[String]>,
+    stores: Arc<KeyValueStores>,
+}
+
+/// An open store, as held in an instance's resource table.
+#[derive(Debug, Clone)]
+pub struct StoreHandle {
+    label: String,
+    store: Arc<SqliteStore>,
+}
+
+impl KeyValueAccess {
+    /// Access to the `allowed` labels of `stores`.
+    pub fn new(allowed: &[String], stores: Arc<KeyValueStores>) -> Self {
+        Self {
+            allowed: allowed.into(),
+            stores,
+        }
+    }
+
+    /// Opens `label` if the component may.
+    pub fn open(&self, label: &str) -> Result<StoreHandle, KvError> {
+        if !self.allowed.iter().any(|l| l == label) {
+            return Err(KvError::AccessDenied);
+        }
+        let store = self.stores.get(label).ok_or(KvError::NoSuchStore)?;
+        Ok(StoreHandle {
+            label: label.to_owned(),
+            store: store.clone(),
+        })
+    }
+}
+
+impl StoreHandle {
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &str) -> rusqlite::Result<R> + Send + 'static,
+    ) -> Result<R, KvError> {
+        let store = self.store.clone();
+        let label = self.label.clone();
+        tokio::task::spawn_blocking(move || store.with(|conn| f(conn, &label)))
+            .await
+            .map_err(|e| KvError::Other(format!("key-value task failed: {e}")))?
+    }
+
+    /// The value of `key`, if any.
+    pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.blocking(move |conn, label| {
+            conn.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![label, key], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.blocking(move |conn, label| {
+            conn.prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![label, key, value])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Deletes `key` (no error if absent).
+    pub async fn delete(&self, key: String) -> Result<(), KvError> {
+        self.blocking(move |conn, label| {
+            conn.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .execute(params![label, key])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: String) -> Result<bool, KvError> {
+        self.blocking(move |conn, label| {
+            conn.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .exists(params![label, key])
+        })
+        .await
+    }
+
+    /// Every key in the store.
+    pub async fn keys(&self) -> Result<Vec<String>, KvError> {
+        self.blocking(move |conn, label| {
+            let mut stmt = conn
+                .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
+            let keys = stmt
+                .query_map(params![label], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(allowed: &[&str], dir: &std::path::Path) -> KeyValueAccess {
+        let allowed: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
+        let stores = KeyValueStores::new(HashMap::new(), dir.join("kv.db"));
+        KeyValueAccess::new(&allowed, Arc::new(stores))
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_errors() {
+        let dir = tempfile::tempdir().expect("dir");
+        let kv = access(&["default", "missing"], dir.path());
+        assert_eq!(
+            access(&[], dir.path()).open("default").err(),
+            Some(KvError::AccessDenied)
+        );
+        assert_eq!(kv.open("missing").err(), Some(KvError::NoSuchStore));
+        let store = kv.open("default").expect("opens");
+        assert_eq!(store.get("a".into()).await, Ok(None));
+        store.set("a".into(), b"1".to_vec()).await.expect("set");
+        store
+            .set("a".into(), b"2".to_vec())
+            .await
+            .expect("overwrite");
+        store.set("b".into(), b"3".to_vec()).await.expect("set");
+        assert_eq!(store.get("a".into()).await, Ok(Some(b"2".to_vec())));
+        assert_eq!(store.exists("b".into()).await, Ok(true));
+        assert_eq!(store.keys().await, Ok(vec!["a".into(), "b".into()]));
+        store.delete("a".into()).await.expect("delete");
+        store
+            .delete("a".into())
+            .await
+            .expect("delete of a missing key is fine");
+        assert_eq!(store.exists("a".into()).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn data_survives_a_new_connection() {
+        let dir = tempfile::tempdir().expect("dir");
+        access(&["default"], dir.path())
+            .open("default")
+            .expect("opens")
+            .set("k".into(), b"v".to_vec())
+            .await
+            .expect("set");
+        let again = access(&["default"], dir.path())
+            .open("default")
+            .expect("opens");
+        assert_eq!(again.get("k".into()).await, Ok(Some(b"v".to_vec())));
+    }
+}

@@ -1,0 +1,297 @@
+//! Application variables: where values come from and what each component sees.
+//!
+//! Providers are asked in order: the `.env`-style file given with
+//! `--variables-file`, then `SPIN_VARIABLE_<NAME>` environment variables;
+//! the manifest's `default` comes last. A component sees only the names in
+//! its `[component.X.variables]`, each a template over application
+//! variables (`"https://{{ api_host }}/v1"`). Everything is resolved once,
+//! at startup: a required variable without a value stops `trib up` with its
+//! name, and values (secret or not) never reach a log line.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::manifest::{App, Component};
+
+/// Where variable values come from, besides the manifest defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    file: HashMap<String, String>,
+    env: HashMap<String, String>,
+}
+
+/// A variable that cannot be resolved at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum VariableError {
+    /// A required variable has no value.
+    #[error("variable {name:?} is required but has no value: set SPIN_VARIABLE_{} or add it to the --variables-file", name.to_ascii_uppercase())]
+    Missing {
+        /// The variable.
+        name: String,
+    },
+    /// The variables file is unreadable or malformed.
+    #[error("{path}:{line}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Providers {
+    /// Providers reading the process environment and, if given, a
+    /// `.env`-style file (`NAME=value` lines; `#` comments; optional quotes).
+    pub fn from_env(file: Option<&Path>) -> Result<Self, VariableError> {
+        let env = std::env::vars()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("SPIN_VARIABLE_")
+                    .map(|name| (name.to_ascii_lowercase(), v))
+            })
+            .collect();
+        let file = match file {
+            Some(path) => parse_env_file(path)?,
+            None => HashMap::new(),
+        };
+        Ok(Self { file, env })
+    }
+
+    /// Providers with fixed values (for embedding and tests).
+    pub fn fixed(values: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            file: values.into_iter().collect(),
+            env: HashMap::new(),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<&String> {
+        self.file.get(name).or_else(|| self.env.get(name))
+    }
+}
+
+fn parse_env_file(path: &Path) -> Result<HashMap<String, String>, VariableError> {
+    let err = |line: usize, reason: String| VariableError::File {
+        path: path.display().to_string(),
+        line,
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, e.to_string()))?;
+    let mut values = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| err(i + 1, "expected NAME=value".into()))?;
+        let key = key.trim();
+        let key = key
+            .strip_prefix("SPIN_VARIABLE_")
+            .unwrap_or(key)
+            .to_ascii_lowercase();
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        values.insert(key, value.to_owned());
+    }
+    Ok(values)
+}
+
+/// Every application variable's value, resolved once.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    values: HashMap<String, String>,
+}
+
+/// What a component may read: its variable names, each resolved or not.
+#[derive(Debug, Clone, Default)]
+pub struct ComponentVariables {
+    values: IndexMap<String, Result<String, String>>,
+}
+
+/// Why a component's variable read fails, in Spin's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The name is not a valid variable name.
+    InvalidName(String),
+    /// The component has no such variable.
+    Undefined(String),
+    /// No provider has a value for an application variable it uses.
+    Provider(String),
+}
+
+/// Resolves every application variable and fails on a required one
+/// without a value.
+pub fn resolve(app: &App, providers: &Providers) -> Result<Resolved, VariableError> {
+    let mut values = HashMap::new();
+    for (name, var) in &app.variables {
+        match providers.lookup(name).or(var.default.as_ref()) {
+            Some(value) => {
+                values.insert(name.clone(), value.clone());
+            }
+            None if var.required => {
+                return Err(VariableError::Missing { name: name.clone() });
+            }
+            None => {}
+        }
+    }
+    Ok(Resolved { values })
+}
+
+impl Resolved {
+    /// Expands `{{ name }}` templates; names were checked against the
+    /// manifest when it was loaded.
+    pub fn expand(&self, template: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find("}}").ok_or("unclosed {{ in template")?;
+            let name = after[..end].trim();
+            let value = self
+                .values
+                .get(name)
+                .ok_or_else(|| format!("no provider resolved variable {name:?}"))?;
+            out.push_str(value);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// The variables `component` may read.
+    pub fn for_component(&self, component: &Component) -> Arc<ComponentVariables> {
+        Arc::new(ComponentVariables {
+            values: component
+                .variables
+                .iter()
+                .map(|(name, template)| (name.clone(), self.expand(template)))
+                .collect(),
+        })
+    }
+}
+
+impl ComponentVariables {
+    /// The value of `name`, with Spin's error cases.
+    pub fn get(&self, name: &str) -> Result<String, Lookup> {
+        if let Err(reason) = check_name(name) {
+            return Err(Lookup::InvalidName(format!("{name:?}: {reason}")));
+        }
+        match self.values.get(name) {
+            Some(Ok(value)) => Ok(value.clone()),
+            Some(Err(reason)) => Err(Lookup::Provider(reason.clone())),
+            None => Err(Lookup::Undefined(format!(
+                "no variable {name:?} for this component"
+            ))),
+        }
+    }
+
+    /// Every variable that resolved, for `wasi:config/store.get-all`.
+    pub fn all(&self) -> Result<Vec<(String, String)>, Lookup> {
+        self.values
+            .iter()
+            .map(|(k, v)| match v {
+                Ok(v) => Ok((k.clone(), v.clone())),
+                Err(reason) => Err(Lookup::Provider(reason.clone())),
+            })
+            .collect()
+    }
+}
+
+/// Spin's rule for names a guest may ask for.
+fn check_name(name: &str) -> Result<(), String> {
+    let Some(first) = name.chars().next() else {
+        return Err("variable names must not be empty".into());
+    };
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(format!(
+            "invalid character {bad:?}. Variable names may contain only lower-case letters, numbers, and underscores."
+        ));
+    }
+    if !first.is_ascii_lowercase() {
+        return Err("variable names must start with a letter".into());
+    }
+    if name.ends_with('_') || name.contains("__") {
+        return Err("variable names must not end with or repeat an underscore".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(text: &str) -> App {
+        crate::manifest::parse(Path::new("spin.toml"), text).expect("valid manifest")
+    }
+
+    const APP: &str = r#"spin_manifest_version = 2
+[application]
+name = "vars"
+[variables]
+api_host = { default = "example.com" }
+token = { required = true, secret = true }
+optional = {}
+[component.api]
+source = "api.wasm"
+[component.api.variables]
+url = "https://{{ api_host }}/v1"
+auth = "Bearer {{ token }}"
+maybe = "{{ optional }}"
+"#;
+
+    #[test]
+    fn providers_then_defaults_then_required() {
+        let app = app(APP);
+        let missing = resolve(&app, &Providers::default()).expect_err("token is required");
+        assert!(missing.to_string().contains("\"token\""), "{missing}");
+        assert!(
+            missing.to_string().contains("SPIN_VARIABLE_TOKEN"),
+            "{missing}"
+        );
+        let providers = Providers::fixed([("token".into(), "s3cret".into())]);
+        let resolved = resolve(&app, &providers).expect("resolves");
+        let vars = resolved.for_component(&app.components["api"]);
+        assert_eq!(vars.get("url"), Ok("https://example.com/v1".into()));
+        assert_eq!(vars.get("auth"), Ok("Bearer s3cret".into()));
+        assert!(matches!(vars.get("maybe"), Err(Lookup::Provider(_))));
+        assert!(matches!(vars.get("nope"), Err(Lookup::Undefined(_))));
+        assert!(matches!(vars.get("Bad-Name"), Err(Lookup::InvalidName(_))));
+    }
+
+    #[test]
+    fn env_files_parse() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("vars.env");
+        std::fs::write(
+            &path,
+            "# comment\nTOKEN=abc\nexport api_host=\"h.example\"\nSPIN_VARIABLE_OTHER='x y'\n",
+        )
+        .expect("write");
+        let values = parse_env_file(&path).expect("parses");
+        assert_eq!(values["token"], "abc");
+        assert_eq!(values["api_host"], "h.example");
+        assert_eq!(values["other"], "x y");
+        std::fs::write(&path, "no equals sign\n").expect("write");
+        assert!(
+            parse_env_file(&path)
+                .expect_err("bad line")
+                .to_string()
+                .contains(":1:")
+        );
+    }
+}

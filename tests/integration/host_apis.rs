@@ -1,0 +1,220 @@
+//! Spin's host APIs on embedded defaults, driven through spin-sdk 7 (p3)
+//! and spin-sdk 5 (p2) guests: key-value on SQLite and variables.
+
+use crate::support::{AppDir, Trib, client, shared_cache, trib};
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "host-apis"
+[variables]
+greeting = { default = "hello" }
+token = { required = true, secret = true }
+[[trigger.http]]
+route = "/p3/..."
+component = "p3"
+[[trigger.http]]
+route = "/p2/..."
+component = "p2"
+[[trigger.http]]
+route = "/nokv/..."
+component = "nokv"
+[component.p3]
+source = "{p3}"
+key_value_stores = ["default", "other"]
+[component.p3.variables]
+message = "{{ greeting }}, world"
+token = "{{ token }}"
+[component.p2]
+source = "{p2}"
+key_value_stores = ["default"]
+[component.p2.variables]
+message = "{{ greeting }}, world"
+token = "{{ token }}"
+[component.nokv]
+source = "{p3}"
+"#;
+
+const RUNTIME_CONFIG: &str = r#"
+[key_value_store.other]
+type = "spin"
+path = "data/other.db"
+"#;
+
+const TOKEN: &str = "s3cret-token-value";
+
+fn start(app: &AppDir, extra: &[&str]) -> Trib {
+    let rc = app.path().join("runtime-config.toml");
+    std::fs::write(&rc, RUNTIME_CONFIG).expect("runtime config");
+    let rc = rc.display().to_string();
+    let mut args = vec!["--runtime-config-file", rc.as_str()];
+    args.extend_from_slice(extra);
+    Trib::start_with_env(
+        app,
+        &shared_cache(),
+        &args,
+        &[("SPIN_VARIABLE_TOKEN", TOKEN)],
+    )
+}
+
+fn get(trib: &Trib, path: &str) -> (u16, String) {
+    let resp = client().get(trib.url(path)).send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().expect("body"))
+}
+
+#[test]
+fn key_value_round_trips_through_both_sdks_on_one_default_store() {
+    let app = AppDir::new(APP);
+    let trib = start(&app, &[]);
+    assert_eq!(
+        get(&trib, "/p3/kv-set?store=default&key=a&value=one"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&trib, "/p2/kv-get?store=default&key=a"),
+        (200, "one".into())
+    );
+    assert_eq!(
+        get(&trib, "/p2/kv-set?store=default&key=b&value=two"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&trib, "/p3/kv-get?store=default&key=b"),
+        (200, "two".into())
+    );
+    assert_eq!(get(&trib, "/p3/kv-keys?store=default"), (200, "a,b".into()));
+    assert_eq!(get(&trib, "/p2/kv-keys?store=default"), (200, "a,b".into()));
+    assert_eq!(
+        get(&trib, "/p3/kv-exists?store=default&key=a"),
+        (200, "true".into())
+    );
+    assert_eq!(
+        get(&trib, "/p2/kv-delete?store=default&key=a"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&trib, "/p3/kv-exists?store=default&key=a"),
+        (200, "false".into())
+    );
+    assert_eq!(
+        get(&trib, "/p3/kv-get?store=default&key=a"),
+        (200, "<none>".into())
+    );
+    // Spin keeps the default store here; so do we.
+    assert!(app.path().join(".spin/sqlite_key_value.db").exists());
+}
+
+#[test]
+fn key_value_errors_follow_spin() {
+    let app = AppDir::new(APP);
+    let trib = start(&app, &[]);
+    // Not listed in key_value_stores: access denied, for both SDKs.
+    // (The SDKs print the variant differently: `Error::AccessDenied` or `AccessDenied`.)
+    for path in [
+        "/nokv/kv-get?store=default&key=a",
+        "/p2/kv-get?store=other&key=a",
+    ] {
+        let (status, body) = get(&trib, path);
+        assert_eq!(status, 500, "{path}");
+        assert!(body.ends_with("AccessDenied"), "{path}: {body}");
+    }
+    // Listed and mapped by the runtime config to its own file.
+    assert_eq!(
+        get(&trib, "/p3/kv-set?store=other&key=k&value=v"),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        get(&trib, "/p3/kv-get?store=default&key=k"),
+        (200, "<none>".into())
+    );
+    assert!(app.path().join("data/other.db").exists());
+}
+
+#[test]
+fn key_value_data_survives_a_restart() {
+    let app = AppDir::new(APP);
+    let first = start(&app, &[]);
+    assert_eq!(
+        get(&first, "/p3/kv-set?store=default&key=kept&value=yes"),
+        (200, "ok".into())
+    );
+    drop(first);
+    let second = start(&app, &[]);
+    assert_eq!(
+        get(&second, "/p2/kv-get?store=default&key=kept"),
+        (200, "yes".into())
+    );
+}
+
+#[test]
+fn an_undefined_store_stops_startup() {
+    let app = AppDir::new(&APP.replace("[\"default\", \"other\"]", "[\"default\", \"cache\"]"));
+    let out = trib()
+        .args(["up", "--listen", "127.0.0.1:0", "-f"])
+        .arg(app.manifest())
+        .env("SPIN_VARIABLE_TOKEN", TOKEN)
+        .output()
+        .expect("trib runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("key-value store \"cache\""), "{stderr}");
+    assert!(stderr.contains("[key_value_store.cache]"), "{stderr}");
+}
+
+#[test]
+fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
+    let app = AppDir::new(APP);
+    let trib = start(&app, &[]);
+    for prefix in ["/p3", "/p2"] {
+        assert_eq!(
+            get(&trib, &format!("{prefix}/var?name=message")),
+            (200, "hello, world".into())
+        );
+        assert_eq!(
+            get(&trib, &format!("{prefix}/var?name=token")),
+            (200, TOKEN.into())
+        );
+        let (status, body) = get(&trib, &format!("{prefix}/var?name=nope"));
+        assert_eq!(status, 500);
+        assert!(body.contains("Undefined("), "{prefix}: {body}");
+        let (status, body) = get(&trib, &format!("{prefix}/var?name=Bad-Name"));
+        assert_eq!(status, 500);
+        assert!(body.contains("InvalidName("), "{prefix}: {body}");
+    }
+    // wasi:config/store reads the same variables.
+    assert_eq!(
+        get(&trib, "/p2/config?name=message"),
+        (200, "hello, world".into())
+    );
+    assert_eq!(get(&trib, "/p2/config?name=nope"), (404, "<none>".into()));
+    assert!(!trib.log().contains(TOKEN), "secrets never reach the log");
+    drop(trib);
+
+    // A variables file wins over the environment and the default.
+    let file = app.path().join("vars.env");
+    std::fs::write(&file, "greeting=howdy\n").expect("vars file");
+    let file = file.display().to_string();
+    let trib = start(&app, &["--variables-file", &file]);
+    assert_eq!(
+        get(&trib, "/p3/var?name=message"),
+        (200, "howdy, world".into())
+    );
+}
+
+#[test]
+fn a_missing_required_variable_stops_startup_with_its_name() {
+    let app = AppDir::new(APP);
+    let out = trib()
+        .args(["up", "--listen", "127.0.0.1:0", "-f"])
+        .arg(app.manifest())
+        .env_remove("SPIN_VARIABLE_TOKEN")
+        .output()
+        .expect("trib runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("variable \"token\" is required"),
+        "{stderr}"
+    );
+}
