@@ -23,6 +23,7 @@ use crate::runtime_config::{RuntimeConfig, ScalingPolicy};
 use crate::scaling::ComponentSlot;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores, SqliteStore};
+use crate::spin_apis::sqlite::{Database, Databases, SqliteAccess};
 use crate::variables::{Providers, Resolved};
 
 /// Runtime settings that come from flags rather than the manifest.
@@ -42,6 +43,8 @@ pub struct RuntimeSettings {
     pub runtime_config: RuntimeConfig,
     /// Where variable values come from.
     pub providers: Providers,
+    /// `--sqlite` statements to run before serving.
+    pub sqlite_statements: Vec<String>,
 }
 
 /// Default request body limit: large enough for bulk uploads, small enough
@@ -58,6 +61,7 @@ impl Default for RuntimeSettings {
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             runtime_config: RuntimeConfig::default(),
             providers: Providers::default(),
+            sqlite_statements: Vec::new(),
         }
     }
 }
@@ -165,11 +169,16 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     }
     let variables = crate::variables::resolve(&app, &settings.providers)?;
     let key_value = Arc::new(key_value_stores(&app, &settings.runtime_config)?);
+    let sqlite = Arc::new(sqlite_databases(&app, &settings.runtime_config)?);
+    for statement in &settings.sqlite_statements {
+        sqlite.run_startup_statement(statement)?;
+    }
     let engine = build_engine(&settings.engine)?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
     let loader = Arc::new(Loader {
         variables,
         key_value,
+        sqlite,
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),
@@ -247,6 +256,28 @@ fn key_value_stores(app: &App, config: &RuntimeConfig) -> anyhow::Result<KeyValu
     Ok(stores)
 }
 
+/// The app's SQLite databases: the runtime config's, plus `default` under
+/// the app's `.spin/` directory. A component naming an undefined database
+/// stops startup.
+fn sqlite_databases(app: &App, config: &RuntimeConfig) -> anyhow::Result<Databases> {
+    let mut dbs = std::collections::HashMap::new();
+    for (label, path) in &config.sqlite_databases {
+        dbs.insert(label.clone(), Arc::new(Database::new(path.clone())?));
+    }
+    let dbs = Databases::new(dbs, app.root.join(".spin/sqlite_db.db"))?;
+    for component in app.components.values() {
+        for label in &component.sqlite_databases {
+            if dbs.get(label).is_none() {
+                anyhow::bail!(
+                    "component {:?} uses SQLite database {label:?}, which is not defined: add [sqlite_database.{label}] to the runtime config (--runtime-config-file)",
+                    component.id
+                );
+            }
+        }
+    }
+    Ok(dbs)
+}
+
 fn check_source(component: &Component) -> Result<(), LoadError> {
     use std::io::Read as _;
     let path = component.source.display().to_string();
@@ -271,6 +302,7 @@ fn check_source(component: &Component) -> Result<(), LoadError> {
 pub struct Loader {
     variables: Resolved,
     key_value: Arc<KeyValueStores>,
+    sqlite: Arc<Databases>,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Arc<CompileCache>,
@@ -291,6 +323,7 @@ impl Loader {
         let spin = SpinCtx {
             variables: self.variables.for_component(component),
             key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
+            sqlite: SqliteAccess::new(&component.sqlite_databases, self.sqlite.clone()),
         };
         let template = InstanceTemplate::new(component, self.max_memory, spin);
         let instances = InstancePolicy {

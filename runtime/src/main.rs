@@ -87,6 +87,10 @@ struct UpArgs {
     /// Host settings that do not belong in spin.toml (per-component scaling).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
+    /// SQL to run before serving, as Spin's `--sqlite`: a statement for the
+    /// `default` database, or `@file.sql` / `@file.sql:label` (repeatable).
+    #[arg(long = "sqlite")]
+    sqlite: Vec<String>,
     /// A `.env`-style file of variable values (`NAME=value` lines); they win
     /// over `SPIN_VARIABLE_NAME` environment variables.
     #[arg(long)]
@@ -180,6 +184,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         max_request_body: args.max_request_body,
         runtime_config,
         providers: trib::variables::Providers::from_env(args.variables_file.as_deref())?,
+        sqlite_statements: args.sqlite.clone(),
     };
     let metrics = match args.admin_listen {
         Some(_) => Some(trib::metrics::install()?),

@@ -61,6 +61,9 @@ pub struct RuntimeConfig {
     pub components: IndexMap<String, ScalingPolicy>,
     /// Key-value stores by label (`default` may be overridden).
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
+    /// SQLite databases by label (`default` may be overridden): a file
+    /// path (relative to the working directory, as in Spin), or in memory.
+    pub sqlite_databases: IndexMap<String, Option<std::path::PathBuf>>,
 }
 
 /// `[key_value_store.LABEL]`: where a store's data lives.
@@ -88,6 +91,8 @@ struct RawRuntimeConfig {
     component: IndexMap<Spanned<String>, RawScaling>,
     #[serde(default)]
     key_value_store: IndexMap<Spanned<String>, RawKeyValueStore>,
+    #[serde(default)]
+    sqlite_database: IndexMap<Spanned<String>, RawKeyValueStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,9 +198,24 @@ pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, Config
         };
         key_value_stores.insert(label.into_inner(), store);
     }
+    let mut sqlite_databases = IndexMap::new();
+    for (label, raw) in raw.sqlite_database {
+        if raw.kind.get_ref() != "spin" {
+            return Err(loc.error(
+                raw.kind.span().start,
+                format!("sqlite_database.{}.type", label.get_ref()),
+                format!(
+                    "database type {:?} is not supported (use \"spin\" for an embedded file)",
+                    raw.kind.get_ref()
+                ),
+            ));
+        }
+        sqlite_databases.insert(label.into_inner(), raw.path.map(std::path::PathBuf::from));
+    }
     Ok(RuntimeConfig {
         components,
         key_value_stores,
+        sqlite_databases,
     })
 }
 

@@ -22,12 +22,14 @@ component = "nokv"
 [component.p3]
 source = "{p3}"
 key_value_stores = ["default", "other"]
+sqlite_databases = ["default"]
 [component.p3.variables]
 message = "{{ greeting }}, world"
 token = "{{ token }}"
 [component.p2]
 source = "{p2}"
 key_value_stores = ["default"]
+sqlite_databases = ["default"]
 [component.p2.variables]
 message = "{{ greeting }}, world"
 token = "{{ token }}"
@@ -217,4 +219,89 @@ fn a_missing_required_variable_stops_startup_with_its_name() {
         stderr.contains("variable \"token\" is required"),
         "{stderr}"
     );
+}
+
+fn sql(trib: &Trib, prefix: &str, body: &str) -> (u16, String) {
+    let resp = client()
+        .post(trib.url(&format!("{prefix}?db=default")))
+        .body(body.to_owned())
+        .send()
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().expect("body"))
+}
+
+#[test]
+fn sqlite_round_trips_every_value_type_through_both_sdks() {
+    let app = AppDir::new(APP);
+    let migration = app.path().join("migration.sql");
+    std::fs::write(
+        &migration,
+        "CREATE TABLE IF NOT EXISTS t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT);\nCREATE TABLE IF NOT EXISTS seen (id INTEGER PRIMARY KEY, who TEXT);\n",
+    )
+    .expect("migration");
+    let migration_arg = format!("@{}", migration.display());
+    let trib = start(
+        &app,
+        &[
+            "--sqlite",
+            &migration_arg,
+            "--sqlite",
+            "INSERT INTO seen (who) VALUES ('startup')",
+        ],
+    );
+    // spin-sdk 7 (spin:sqlite 3.1, async, rows streamed)
+    let (status, body) = sql(
+        &trib,
+        "/p3/sql",
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)\ni:-7\nr:2.5\nt:héllo wörld\nb:00ff10\nn",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("changes=1 rowid=1"), "{body}");
+    let (status, body) = sql(&trib, "/p3/sql", "SELECT * FROM t WHERE i = ?\ni:-7");
+    // A fresh connection: nothing changed or inserted on it yet.
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "i|r|s|b|n\ni:-7|r:2.5|t:héllo wörld|b:00ff10|n\nchanges=0 rowid=0"
+        )
+    );
+    // spin-sdk 5 (fermyon:spin/sqlite 2.0) reads what p3 wrote, and writes.
+    let (status, body) = sql(&trib, "/p2/sql", "SELECT * FROM t");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "i|r|s|b|n\ni:-7|r:2.5|t:héllo wörld|b:00ff10|n")
+    );
+    assert_eq!(
+        sql(&trib, "/p2/sql", "INSERT INTO seen (who) VALUES (?)\nt:p2").0,
+        200
+    );
+    // spin-sdk 5's sqlite3 (spin:sqlite 3.0 resolved to our 3.1).
+    let (status, body) = sql(
+        &trib,
+        "/p2/sql3",
+        "INSERT INTO seen (who) VALUES (?)\nt:p2-v3",
+    );
+    assert_eq!((status, body.as_str()), (200, "rows=0 changes=1 rowid=3"));
+    // The --sqlite statement ran before serving.
+    let (_, body) = sql(&trib, "/p3/sql", "SELECT who FROM seen ORDER BY id");
+    assert!(body.starts_with("who\nt:startup\nt:p2\nt:p2-v3"), "{body}");
+    // Errors: SQL errors are io(...), unlisted databases access-denied.
+    let (status, body) = sql(&trib, "/p3/sql", "SELEC nonsense");
+    assert_eq!(status, 500);
+    assert!(body.contains("Io("), "{body}");
+    let resp = client()
+        .post(trib.url("/nokv/sql?db=default"))
+        .body("SELECT 1")
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 500);
+    assert!(resp.text().expect("body").ends_with("AccessDenied"));
+    assert!(app.path().join(".spin/sqlite_db.db").exists());
+    drop(trib);
+    // Data survives a restart.
+    let trib = start(&app, &[]);
+    let (_, body) = sql(&trib, "/p2/sql", "SELECT count(*) AS c FROM seen");
+    assert_eq!(body, "c\ni:3");
 }

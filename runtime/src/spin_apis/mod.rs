@@ -14,6 +14,7 @@
 pub mod key_value;
 mod p2_impl;
 mod p3_impl;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub mod p2 {
         imports: { default: async | trappable },
         with: {
             "fermyon:spin/key-value.store": crate::spin_apis::key_value::StoreHandle,
+            "fermyon:spin/sqlite.connection": crate::spin_apis::sqlite::Connection,
         },
     });
 }
@@ -43,6 +45,7 @@ pub mod p3 {
         imports: { default: async | trappable },
         with: {
             "spin:key-value/key-value.store": crate::spin_apis::key_value::StoreHandle,
+            "spin:sqlite/sqlite.connection": crate::spin_apis::sqlite::Connection,
         },
     });
 }
@@ -54,6 +57,8 @@ pub struct SpinCtx {
     pub variables: Arc<ComponentVariables>,
     /// Key-value stores the component may open.
     pub key_value: key_value::KeyValueAccess,
+    /// SQLite databases the component may open.
+    pub sqlite: sqlite::SqliteAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.

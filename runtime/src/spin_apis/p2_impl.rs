@@ -4,8 +4,9 @@ use wasmtime::component::Resource;
 
 use super::SpinView;
 use super::key_value::{KvError, StoreHandle};
-use super::p2::fermyon::spin::{key_value as kv, variables as vars};
+use super::p2::fermyon::spin::{key_value as kv, sqlite as sql, variables as vars};
 use super::p2::wasi::config::store as config;
+use super::sqlite::{Connection, SqlError, Value};
 use crate::variables::Lookup;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
@@ -121,5 +122,86 @@ impl config::Host for SpinView<'_> {
                 config::Error::Upstream(m)
             }
         }))
+    }
+}
+
+impl From<SqlError> for sql::Error {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::NoSuchDatabase => Self::NoSuchDatabase,
+            SqlError::AccessDenied => Self::AccessDenied,
+            SqlError::InvalidConnection => Self::InvalidConnection,
+            SqlError::Io(m) => Self::Io(m),
+        }
+    }
+}
+
+impl From<sql::Value> for Value {
+    fn from(v: sql::Value) -> Self {
+        match v {
+            sql::Value::Integer(i) => Self::Integer(i),
+            sql::Value::Real(f) => Self::Real(f),
+            sql::Value::Text(s) => Self::Text(s),
+            sql::Value::Blob(b) => Self::Blob(b),
+            sql::Value::Null => Self::Null,
+        }
+    }
+}
+
+impl From<Value> for sql::Value {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Integer(i) => Self::Integer(i),
+            Value::Real(f) => Self::Real(f),
+            Value::Text(s) => Self::Text(s),
+            Value::Blob(b) => Self::Blob(b),
+            Value::Null => Self::Null,
+        }
+    }
+}
+
+impl sql::Host for SpinView<'_> {}
+
+impl sql::HostConnection for SpinView<'_> {
+    async fn open(&mut self, database: String) -> Fallible<Resource<Connection>, sql::Error> {
+        let conn = match self.ctx.sqlite.open(database).await {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        Ok(self
+            .table
+            .push(conn)
+            .map_err(|_| sql::Error::Io("too many connections opened".into())))
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<sql::Value>,
+    ) -> Fallible<sql::QueryResult, sql::Error> {
+        let Ok(conn) = self.table.get(&conn).cloned() else {
+            return Ok(Err(sql::Error::InvalidConnection));
+        };
+        let params = parameters.into_iter().map(Value::from).collect();
+        Ok(conn
+            .execute(statement, params)
+            .await
+            .map(|rows| sql::QueryResult {
+                columns: rows.columns,
+                rows: rows
+                    .rows
+                    .into_iter()
+                    .map(|values| sql::RowResult {
+                        values: values.into_iter().map(Into::into).collect(),
+                    })
+                    .collect(),
+            })
+            .map_err(Into::into))
+    }
+
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
     }
 }

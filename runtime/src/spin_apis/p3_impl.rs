@@ -7,7 +7,9 @@ use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
 use super::key_value::{KvError, StoreHandle};
 use super::p3::spin::key_value::key_value as kv;
+use super::p3::spin::sqlite::sqlite as sql;
 use super::p3::spin::variables::variables as vars;
+use super::sqlite::{Connection, Rows, SqlError, Value};
 use super::{SpinHost, SpinView};
 use crate::variables::Lookup;
 
@@ -132,5 +134,171 @@ impl vars::Host for SpinView<'_> {}
 impl<T> vars::HostWithStore<T> for SpinHost {
     async fn get(accessor: &Accessor<T, Self>, name: String) -> Fallible<String, vars::Error> {
         Ok(accessor.with(|mut access| access.get().ctx.variables.get(&name).map_err(Into::into)))
+    }
+}
+
+impl From<SqlError> for sql::Error {
+    fn from(e: SqlError) -> Self {
+        match e {
+            SqlError::NoSuchDatabase => Self::NoSuchDatabase,
+            SqlError::AccessDenied => Self::AccessDenied,
+            SqlError::InvalidConnection => Self::InvalidConnection,
+            SqlError::Io(m) => Self::Io(m),
+        }
+    }
+}
+
+impl From<sql::Value> for Value {
+    fn from(v: sql::Value) -> Self {
+        match v {
+            sql::Value::Integer(i) => Self::Integer(i),
+            sql::Value::Real(f) => Self::Real(f),
+            sql::Value::Text(s) => Self::Text(s),
+            sql::Value::Blob(b) => Self::Blob(b),
+            sql::Value::Null => Self::Null,
+        }
+    }
+}
+
+fn row(values: Vec<Value>) -> sql::RowResult {
+    sql::RowResult {
+        values: values
+            .into_iter()
+            .map(|v| match v {
+                Value::Integer(i) => sql::Value::Integer(i),
+                Value::Real(f) => sql::Value::Real(f),
+                Value::Text(s) => sql::Value::Text(s),
+                Value::Blob(b) => sql::Value::Blob(b),
+                Value::Null => sql::Value::Null,
+            })
+            .collect(),
+    }
+}
+
+fn query_result(rows: Rows) -> sql::QueryResult {
+    sql::QueryResult {
+        columns: rows.columns,
+        rows: rows.rows.into_iter().map(row).collect(),
+    }
+}
+
+impl sql::Host for SpinView<'_> {}
+
+/// The synchronous (3.0.0) half, used by spin-sdk 5.x's `sqlite3` module.
+impl sql::HostConnection for SpinView<'_> {
+    async fn open(&mut self, database: String) -> Fallible<Resource<Connection>, sql::Error> {
+        let conn = match self.ctx.sqlite.open(database).await {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        Ok(self
+            .table
+            .push(conn)
+            .map_err(|_| sql::Error::Io("too many connections opened".into())))
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<sql::Value>,
+    ) -> Fallible<sql::QueryResult, sql::Error> {
+        let Ok(conn) = self.table.get(&conn).cloned() else {
+            return Ok(Err(sql::Error::InvalidConnection));
+        };
+        let params = parameters.into_iter().map(Value::from).collect();
+        Ok(conn
+            .execute(statement, params)
+            .await
+            .map(query_result)
+            .map_err(Into::into))
+    }
+
+    async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
+        Ok(self.table.get(&conn)?.clone().last_insert_rowid().await)
+    }
+
+    async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&conn)?.clone().changes().await)
+    }
+
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
+    }
+}
+
+fn connection<T>(
+    accessor: &Accessor<T, SpinHost>,
+    conn: &Resource<Connection>,
+) -> Option<Connection> {
+    accessor.with(|mut access| access.get().table.get(conn).ok().cloned())
+}
+
+/// The asynchronous (3.1.0) half, used by spin-sdk 7.
+impl<T> sql::HostConnectionWithStore<T> for SpinHost {
+    async fn open_async(
+        accessor: &Accessor<T, Self>,
+        database: String,
+    ) -> Fallible<Resource<Connection>, sql::Error> {
+        let access = accessor.with(|mut a| a.get().ctx.sqlite.clone());
+        let conn = match access.open(database).await {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        accessor.with(|mut a| {
+            Ok(a.get()
+                .table
+                .push(conn)
+                .map_err(|_| sql::Error::Io("too many connections opened".into())))
+        })
+    }
+
+    async fn execute_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<sql::Value>,
+    ) -> Fallible<
+        (
+            Vec<String>,
+            StreamReader<sql::RowResult>,
+            FutureReader<Result<(), sql::Error>>,
+        ),
+        sql::Error,
+    > {
+        let Some(conn) = connection(accessor, &conn) else {
+            return Ok(Err(sql::Error::InvalidConnection));
+        };
+        let params = parameters.into_iter().map(Value::from).collect();
+        let rows = match conn.execute(statement, params).await {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let columns = rows.columns;
+        let rows: Vec<sql::RowResult> = rows.rows.into_iter().map(row).collect();
+        accessor.with(|mut access| {
+            let stream = StreamReader::new(&mut access, rows)?;
+            let done = FutureReader::new(&mut access, async { Ok::<_, wasmtime::Error>(Ok(())) })?;
+            Ok(Ok((columns, stream, done)))
+        })
+    }
+
+    async fn last_insert_rowid_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<i64> {
+        let conn = connection(accessor, &conn)
+            .ok_or_else(|| wasmtime::format_err!("invalid connection"))?;
+        Ok(conn.last_insert_rowid().await)
+    }
+
+    async fn changes_async(
+        accessor: &Accessor<T, Self>,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<u64> {
+        let conn = connection(accessor, &conn)
+            .ok_or_else(|| wasmtime::format_err!("invalid connection"))?;
+        Ok(conn.changes().await)
     }
 }

@@ -42,6 +42,14 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 Err(e) => respond(out, 500, format!("{e:?}")).await,
             }
         }
+        "sql" | "sql3" => {
+            let body = match req.into_body().await {
+                Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+                Err(e) => return respond(out, 400, format!("{e:?}")).await,
+            };
+            let (status, text) = if tail == "sql" { sql2(&query, &body) } else { sql3(&query, &body) };
+            respond(out, status, text).await
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p2 guest was asked to panic"),
         _ => respond(out, 200, format!("hello from p2 at {path}\n")).await,
@@ -81,6 +89,98 @@ fn key_value(query: &str, action: &str) -> (u16, String) {
     };
     match result {
         Ok(body) => (200, body),
+        Err(e) => (500, format!("{e:?}")),
+    }
+}
+
+/// Decodes one parameter line (see the p3 guest's `sql`).
+fn decode(line: &str) -> (char, String) {
+    match line.split_once(':') {
+        Some((kind, value)) => (kind.chars().next().unwrap_or('n'), value.to_owned()),
+        None => ('n', String::new()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(v: &str) -> Vec<u8> {
+    (0..v.len() / 2)
+        .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
+        .collect()
+}
+
+/// The `fermyon:spin/sqlite@2.0.0` interface.
+fn sql2(query: &str, body: &str) -> (u16, String) {
+    use spin_sdk::sqlite::{Connection, Value};
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default();
+    let params: Vec<Value> = lines
+        .map(decode)
+        .map(|(k, v)| match k {
+            'i' => Value::Integer(v.parse().unwrap_or_default()),
+            'r' => Value::Real(v.parse().unwrap_or_default()),
+            't' => Value::Text(v),
+            'b' => Value::Blob(unhex(&v)),
+            _ => Value::Null,
+        })
+        .collect();
+    let conn = match Connection::open(param(query, "db").as_str()) {
+        Ok(conn) => conn,
+        Err(e) => return (500, format!("{e:?}")),
+    };
+    match conn.execute(statement, &params) {
+        Ok(result) => {
+            let mut out = result.columns.join("|");
+            for row in &result.rows {
+                let cells: Vec<String> = row
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Integer(i) => format!("i:{i}"),
+                        Value::Real(r) => format!("r:{r}"),
+                        Value::Text(t) => format!("t:{t}"),
+                        Value::Blob(b) => format!("b:{}", hex(b)),
+                        Value::Null => "n".to_owned(),
+                    })
+                    .collect();
+                out.push('\n');
+                out.push_str(&cells.join("|"));
+            }
+            (200, out)
+        }
+        Err(e) => (500, format!("{e:?}")),
+    }
+}
+
+/// The `spin:sqlite/sqlite@3.0.0` interface (spin-sdk 5's `sqlite3`).
+fn sql3(query: &str, body: &str) -> (u16, String) {
+    use spin_sdk::sqlite3::{Connection, Value};
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default();
+    let params: Vec<Value> = lines
+        .map(decode)
+        .map(|(k, v)| match k {
+            'i' => Value::Integer(v.parse().unwrap_or_default()),
+            't' => Value::Text(v),
+            _ => Value::Null,
+        })
+        .collect();
+    let conn = match Connection::open(param(query, "db").as_str()) {
+        Ok(conn) => conn,
+        Err(e) => return (500, format!("{e:?}")),
+    };
+    match conn.execute(statement, &params) {
+        Ok(result) => (
+            200,
+            format!(
+                "rows={} changes={} rowid={}",
+                result.rows.len(),
+                conn.changes(),
+                conn.last_insert_rowid()
+            ),
+        ),
         Err(e) => (500, format!("{e:?}")),
     }
 }

@@ -47,6 +47,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 Err(e) => failure(format!("{e:?}")),
             })
         }
+        "sql" => sql(req).await,
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p3 guest was asked to panic"),
         "error" => anyhow::bail!("the p3 guest returned an error"),
@@ -81,6 +82,63 @@ async fn key_value(req: &Request, action: &str) -> anyhow::Result<Response<BoxBo
         Ok(body) => text(body),
         Err(e) => failure(format!("{e:?}")),
     })
+}
+
+/// `POST sql?db=LABEL`: the body's first line is a statement, each further
+/// line a parameter (`i:42`, `r:2.5`, `t:text`, `b:hex`, `n`). The answer is
+/// the columns joined by `|`, then one line per row in the same encoding.
+async fn sql(req: Request) -> anyhow::Result<Response<BoxBody>> {
+    use http_body_util::BodyExt;
+    use spin_sdk::sqlite::{Connection, Value};
+    let db = query(&req, "db").unwrap_or_else(|| "default".into());
+    let body = req.into_body().collect().await?.to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default().to_owned();
+    let params: Vec<Value> = lines
+        .map(|l| match l.split_once(':') {
+            Some(("i", v)) => Value::Integer(v.parse().unwrap_or_default()),
+            Some(("r", v)) => Value::Real(v.parse().unwrap_or_default()),
+            Some(("t", v)) => Value::Text(v.to_owned()),
+            Some(("b", v)) => Value::Blob(
+                (0..v.len() / 2)
+                    .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
+                    .collect(),
+            ),
+            _ => Value::Null,
+        })
+        .collect();
+    let conn = match Connection::open(&db).await {
+        Ok(conn) => conn,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    let result = match conn.execute(statement, params).await {
+        Ok(result) => result,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    let mut out = result.columns().join("|");
+    let rows = match result.collect().await {
+        Ok(rows) => rows,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    for row in rows {
+        let cells: Vec<String> = row
+            .values
+            .iter()
+            .map(|v| match v {
+                Value::Integer(i) => format!("i:{i}"),
+                Value::Real(r) => format!("r:{r}"),
+                Value::Text(t) => format!("t:{t}"),
+                Value::Blob(b) => format!("b:{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+                Value::Null => "n".to_owned(),
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&cells.join("|"));
+    }
+    let changes = conn.changes().await;
+    out.push_str(&format!("\nchanges={changes} rowid={}", conn.last_insert_rowid().await));
+    Ok(text(out))
 }
 
 fn failure(body: String) -> Response<BoxBody> {
