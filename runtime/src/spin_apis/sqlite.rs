@@ -176,7 +176,7 @@ impl SqliteAccess {
 
     /// Opens `label` if the component may.
     pub async fn open(&self, label: String) -> Result<Connection, SqlError> {
-        if !self.allowed.iter().any(|l| *l == label) {
+        if !self.allowed.contains(&label) {
             return Err(SqlError::AccessDenied);
         }
         let db = self
