@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the application's HTTP triggers.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run each component's `[component.X.build]` command.
     Build(BuildArgs),
 }
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Up(args) => up(args),
+        Command::Up(args) => up(*args),
         Command::Build(args) => build(&args.manifest.path(), &args.components).map(|_| ()),
     };
     match result {
