@@ -11,12 +11,14 @@ use wasmtime::component::{Component as WasmComponent, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::admission::{Admission, QueueSettings};
+use crate::allowed_hosts::AllowedHosts;
 use crate::engine::compile_cache::CompileCache;
 use crate::engine::componentize::{self, WasmKind};
 use crate::engine::{EngineSettings, build_engine};
 use crate::host::{HostState, InstanceTemplate, linker};
 use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
 use crate::manifest::{App, Component};
+use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
 use crate::router::Router;
 use crate::runtime_config::KeyValueStoreConfig;
 use crate::runtime_config::{RuntimeConfig, ScalingPolicy};
@@ -103,6 +105,17 @@ pub struct LoadedApp {
     pub max_instance_memory: usize,
     /// Wall-clock limit for producing a response.
     pub request_timeout: Option<Duration>,
+    /// Lets chained requests find this app once it is shared.
+    handle: AppHandle,
+}
+
+impl LoadedApp {
+    /// Shares the app and lets its components chain requests to each other.
+    pub fn into_shared(self) -> Arc<Self> {
+        let app = Arc::new(self);
+        app.handle.bind(&app);
+        app
+    }
 }
 
 /// Problems that stop an app or a component from loading, each naming the
@@ -173,9 +186,15 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     for statement in &settings.sqlite_statements {
         sqlite.run_startup_statement(statement)?;
     }
+    for component in app.components.values() {
+        allowed_hosts(&variables, component)?;
+    }
+    let handle = AppHandle::default();
     let engine = build_engine(&settings.engine)?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
     let loader = Arc::new(Loader {
+        http_client: crate::outbound::client()?,
+        handle: handle.clone(),
         variables,
         key_value,
         sqlite,
@@ -219,6 +238,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         max_request_body: settings.max_request_body,
         max_instance_memory: settings.engine.max_instance_memory,
         request_timeout: settings.request_timeout,
+        handle,
     })
 }
 
@@ -278,6 +298,21 @@ fn sqlite_databases(app: &App, config: &RuntimeConfig) -> anyhow::Result<Databas
     Ok(dbs)
 }
 
+/// The component's `allowed_outbound_hosts`, templates expanded.
+fn allowed_hosts(variables: &Resolved, component: &Component) -> Result<AllowedHosts, LoadError> {
+    let err = |message: String| LoadError::Component {
+        component: component.id.clone(),
+        message,
+    };
+    let expanded = component
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| variables.expand(entry))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(format!("allowed_outbound_hosts: {e}")))?;
+    AllowedHosts::parse(&expanded).map_err(|e| err(e.to_string()))
+}
+
 fn check_source(component: &Component) -> Result<(), LoadError> {
     use std::io::Read as _;
     let path = component.source.display().to_string();
@@ -300,6 +335,8 @@ fn check_source(component: &Component) -> Result<(), LoadError> {
 
 /// Compiles (or loads from cache), links and wraps components on demand.
 pub struct Loader {
+    http_client: HttpClient,
+    handle: AppHandle,
     variables: Resolved,
     key_value: Arc<KeyValueStores>,
     sqlite: Arc<Databases>,
@@ -325,7 +362,14 @@ impl Loader {
             key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
             sqlite: SqliteAccess::new(&component.sqlite_databases, self.sqlite.clone()),
         };
-        let template = InstanceTemplate::new(component, self.max_memory, spin);
+        let allowed = allowed_hosts(&self.variables, component)?;
+        let outbound = Arc::new(OutboundHttp::new(
+            component.id.as_str().into(),
+            allowed,
+            self.http_client.clone(),
+            self.handle.clone(),
+        ));
+        let template = InstanceTemplate::new(component, self.max_memory, spin, outbound);
         let instances = InstancePolicy {
             max_requests_per_instance: policy.max_requests_per_instance,
             max_concurrent_per_instance: if abi == HttpAbi::P3 {

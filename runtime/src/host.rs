@@ -9,10 +9,11 @@ use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::body::RequestOutcome;
 use crate::manifest::Component;
+use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::spin_apis::{SpinCtx, SpinView};
 
 /// Per-store state of one guest instance.
@@ -20,7 +21,7 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound: OutboundPolicy,
+    outbound: OutboundHooks,
     spin: SpinCtx,
     /// Memory and table growth limits checked by Wasmtime.
     pub limits: MemoryLimit,
@@ -88,12 +89,18 @@ pub struct InstanceTemplate {
     environment: Arc<[(String, String)]>,
     max_memory: usize,
     spin: SpinCtx,
+    outbound: Arc<OutboundHttp>,
 }
 
 impl InstanceTemplate {
     /// The template for `component`, with linear memories capped at
     /// `max_memory` bytes and the Spin APIs in `spin`.
-    pub fn new(component: &Component, max_memory: usize, spin: SpinCtx) -> Self {
+    pub fn new(
+        component: &Component,
+        max_memory: usize,
+        spin: SpinCtx,
+        outbound: Arc<OutboundHttp>,
+    ) -> Self {
         Self {
             component: component.id.as_str().into(),
             environment: component
@@ -103,6 +110,7 @@ impl InstanceTemplate {
                 .collect(),
             max_memory,
             spin,
+            outbound,
         }
     }
 
@@ -116,9 +124,7 @@ impl InstanceTemplate {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy {
-                component: self.component.clone(),
-            },
+            outbound: OutboundHooks(self.outbound.clone()),
             spin: self.spin.clone(),
             limits: MemoryLimit {
                 max_bytes: self.max_memory,
@@ -145,40 +151,6 @@ impl WasiHttpView for HostState {
             table: &mut self.table,
             hooks: &mut self.outbound,
         }
-    }
-}
-
-/// Decides what outbound HTTP a guest may make. Until the host APIs land
-/// (allowed hosts, pooled client, service chaining) every outbound request
-/// is denied with `HTTP-request-denied`, which is what Spin does for a
-/// component without `allowed_outbound_hosts`; never a silent call.
-struct OutboundPolicy {
-    component: Arc<str>,
-}
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        tracing::warn!(
-            component = %self.component,
-            uri = %request.uri(),
-            "outbound HTTP denied: not in allowed_outbound_hosts"
-        );
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod host;
 pub mod instances;
 pub mod manifest;
 pub mod metrics;
+pub mod outbound;
 pub mod router;
 pub mod runtime_config;
 pub mod scaling;

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -201,7 +200,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on admin address {addr}"))?;
             println!("Metrics at http://{bound}/metrics");
         }
-        let loaded = Arc::new(trib::app::load(app, &settings)?);
+        let loaded = trib::app::load(app, &settings)?.into_shared();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -10,6 +10,8 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// TCP connections accepted on the app listener.
+pub const CONNECTIONS: &str = "trib_connections_total";
 /// Requests answered, by component and status code.
 pub const REQUESTS: &str = "trib_requests_total";
 /// Time from routing to the end of the response body, by component.

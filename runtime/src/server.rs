@@ -22,6 +22,7 @@ use wasmtime_wasi_http::handler::ExpirationError;
 use crate::app::LoadedApp;
 use crate::body::{Finish, LimitedBody, RequestOutcome, TrackedBody};
 use crate::router::RouteMatch;
+use crate::scaling::ComponentSlot;
 
 /// Where Spin answers health checks.
 pub const HEALTH_PATH: &str = "/.well-known/spin/health";
@@ -70,6 +71,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        metrics::counter!(crate::metrics::CONNECTIONS).increment(1);
         let app = app.clone();
         let open = open.clone();
         let mut conn_shutdown = shutdown.clone();
@@ -149,6 +151,35 @@ pub async fn handle(
         crate::metrics::limit_hit(component, "body_size");
         return done(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
     }
+    let outcome = Arc::new(RequestOutcome::default());
+    let req = req
+        .map(|body| LimitedBody::new(body, app.max_request_body, outcome.clone()).boxed_unsync());
+    let req = match prepare(req, &route, client, app.router.base()) {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::debug!(error = %e, "bad request");
+            return done(StatusCode::BAD_REQUEST, "Bad Request");
+        }
+    };
+    invoke(app, slot, component, req, outcome, started).await
+}
+
+/// Runs a prepared request on `slot`'s component: admission, loading, the
+/// instance, and the mapping of every failure to a status. Shared by
+/// requests from the network and chained requests from other components.
+pub async fn invoke(
+    app: &LoadedApp,
+    slot: &ComponentSlot,
+    component: &str,
+    req: wasmtime_wasi_http::handler::Request,
+    outcome: Arc<RequestOutcome>,
+    started: Instant,
+) -> Response<ResponseBody> {
+    let path = req.uri().path().to_owned();
+    let done = |status: StatusCode, body: &'static str| {
+        crate::metrics::request_done(component, status.as_u16(), started.elapsed());
+        text(status, body)
+    };
     let admitted = match app.admission.admit(slot.concurrency()).await {
         Ok(admitted) => admitted,
         Err(rejected) => {
@@ -176,14 +207,6 @@ pub async fn handle(
         Err(e) => {
             tracing::error!(component, "cannot load component: {e:#}");
             return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-        }
-    };
-    let outcome = Arc::new(RequestOutcome::default());
-    let req = match prepare(req, &route, client, app, outcome.clone()) {
-        Ok(req) => req,
-        Err(e) => {
-            tracing::debug!(error = %e, "bad request");
-            return done(StatusCode::BAD_REQUEST, "Bad Request");
         }
     };
     let handle_started = Instant::now();
@@ -278,16 +301,14 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
         .ok()
 }
 
-/// Gives the request an absolute URI and Spin's routing headers, and its body
-/// the type the guest bindings take.
-fn prepare(
-    req: Request<Incoming>,
+/// Gives the request an absolute URI and Spin's routing headers (replacing
+/// any `spin-*` header the caller sent).
+pub fn prepare<B>(
+    req: Request<B>,
     route: &RouteMatch,
     client: SocketAddr,
-    app: &LoadedApp,
-    outcome: Arc<RequestOutcome>,
-) -> Result<wasmtime_wasi_http::handler::Request, http::Error> {
-    let base = app.router.base();
+    base: &str,
+) -> Result<Request<B>, http::Error> {
     let (mut parts, body) = req.into_parts();
     let host = parts
         .headers
@@ -335,7 +356,6 @@ fn prepare(
         let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
         set(HeaderName::from_bytes(name.as_bytes())?, value)?;
     }
-    let body = LimitedBody::new(body, app.max_request_body, outcome).boxed_unsync();
     Ok(Request::from_parts(parts, body))
 }
 

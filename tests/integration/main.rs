@@ -8,6 +8,7 @@ mod app;
 mod build;
 mod host_apis;
 mod manifests;
+mod outbound;
 mod scaling;
 mod serving;
 mod support;

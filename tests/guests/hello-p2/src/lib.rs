@@ -50,6 +50,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let (status, text) = if tail == "sql" { sql2(&query, &body) } else { sql3(&query, &body) };
             respond(out, status, text).await
         }
+        "fetch" => {
+            let url = param(&query, "url");
+            let request = spin_sdk::http::Request::get(url).build();
+            match spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
+                Ok(resp) => {
+                    let body = String::from_utf8_lossy(resp.body()).into_owned();
+                    respond(out, 200, format!("{} {body}", resp.status())).await
+                }
+                Err(e) => respond(out, 500, format!("{e:?}")).await,
+            }
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p2 guest was asked to panic"),
         _ => respond(out, 200, format!("hello from p2 at {path}\n")).await,

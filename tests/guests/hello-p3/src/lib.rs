@@ -48,6 +48,19 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             })
         }
         "sql" => sql(req).await,
+        // Fetches `?url=` and answers with its status and body.
+        "fetch" => {
+            let url = query(&req, "url").unwrap_or_default();
+            Ok(match spin_sdk::http::get(&url).await {
+                Ok(resp) => {
+                    use http_body_util::BodyExt;
+                    let status = resp.status();
+                    let body = resp.into_body().collect().await?.to_bytes();
+                    text(format!("{} {}", status.as_u16(), String::from_utf8_lossy(&body)))
+                }
+                Err(e) => failure(format!("{e:?}")),
+            })
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p3 guest was asked to panic"),
         "error" => anyhow::bail!("the p3 guest returned an error"),
