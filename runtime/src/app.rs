@@ -192,7 +192,11 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     let handle = AppHandle::default();
     let engine = build_engine(&settings.engine)?;
     let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
+    for component in app.components.values() {
+        crate::files::mounts(&app.root, component)?;
+    }
     let loader = Arc::new(Loader {
+        root: app.root.clone(),
         http_client: crate::outbound::client()?,
         handle: handle.clone(),
         variables,
@@ -335,6 +339,7 @@ fn check_source(component: &Component) -> Result<(), LoadError> {
 
 /// Compiles (or loads from cache), links and wraps components on demand.
 pub struct Loader {
+    root: PathBuf,
     http_client: HttpClient,
     handle: AppHandle,
     variables: Resolved,
@@ -369,7 +374,12 @@ impl Loader {
             self.http_client.clone(),
             self.handle.clone(),
         ));
-        let template = InstanceTemplate::new(component, self.max_memory, spin, outbound);
+        let mounts =
+            crate::files::mounts(&self.root, component).map_err(|e| LoadError::Component {
+                component: component.id.clone(),
+                message: e.to_string(),
+            })?;
+        let template = InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts);
         let instances = InstancePolicy {
             max_requests_per_instance: policy.max_requests_per_instance,
             max_concurrent_per_instance: if abi == HttpAbi::P3 {

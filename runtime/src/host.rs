@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::body::RequestOutcome;
+use crate::files::Mount;
 use crate::manifest::Component;
 use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::spin_apis::{SpinCtx, SpinView};
@@ -90,6 +91,7 @@ pub struct InstanceTemplate {
     max_memory: usize,
     spin: SpinCtx,
     outbound: Arc<OutboundHttp>,
+    mounts: Arc<[Mount]>,
 }
 
 impl InstanceTemplate {
@@ -100,6 +102,7 @@ impl InstanceTemplate {
         max_memory: usize,
         spin: SpinCtx,
         outbound: Arc<OutboundHttp>,
+        mounts: Vec<Mount>,
     ) -> Self {
         Self {
             component: component.id.as_str().into(),
@@ -111,6 +114,7 @@ impl InstanceTemplate {
             max_memory,
             spin,
             outbound,
+            mounts: mounts.into(),
         }
     }
 
@@ -120,6 +124,13 @@ impl InstanceTemplate {
         wasi.envs(&self.environment)
             .inherit_stdout()
             .inherit_stderr();
+        for mount in self.mounts.iter() {
+            // Checked at load; a directory removed since then is skipped
+            // rather than failing every request.
+            if let Err(e) = wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly) {
+                tracing::warn!(component = %self.component, dir = %mount.host.display(), "cannot mount: {e}");
+            }
+        }
         HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),

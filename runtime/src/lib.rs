@@ -21,6 +21,7 @@ pub mod body;
 pub mod build_cmd;
 pub mod config_file;
 pub mod engine;
+pub mod files;
 pub mod host;
 pub mod instances;
 pub mod manifest;

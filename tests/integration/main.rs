@@ -6,6 +6,7 @@
 
 mod app;
 mod build;
+mod files_env;
 mod host_apis;
 mod manifests;
 mod outbound;

@@ -48,6 +48,26 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             })
         }
         "sql" => sql(req).await,
+        // Reads the guest file `?path=` (from the component's `files`).
+        "file" => {
+            let path = query(&req, "path").unwrap_or_default();
+            Ok(match std::fs::read_to_string(&path) {
+                Ok(content) => text(content),
+                Err(e) => failure(format!("{:?}", e.kind())),
+            })
+        }
+        // Writes the guest file `?path=`; mounts are read-only.
+        "write-file" => {
+            let path = query(&req, "path").unwrap_or_default();
+            Ok(match std::fs::write(&path, b"x") {
+                Ok(()) => text("written".into()),
+                Err(e) => failure(format!("{:?}", e.kind())),
+            })
+        }
+        "env" => {
+            let name = query(&req, "name").unwrap_or_default();
+            Ok(text(std::env::var(&name).unwrap_or_else(|_| "<unset>".into())))
+        }
         // Fetches `?url=` and answers with its status and body.
         "fetch" => {
             let url = query(&req, "url").unwrap_or_default();
