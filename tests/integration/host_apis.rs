@@ -305,3 +305,33 @@ fn sqlite_round_trips_every_value_type_through_both_sdks() {
     let (_, body) = sql(&trib, "/p2/sql", "SELECT count(*) AS c FROM seen");
     assert_eq!(body, "c\ni:3");
 }
+
+#[test]
+fn wasi_keyvalue_store_atomics_and_batch_follow_the_draft() {
+    let app = AppDir::new(APP);
+    let trib = start(&app, &[]);
+    let (status, body) = get(&trib, "/p2/wkv?store=default");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        [
+            "get w1 = Ok(\"a\")",
+            "exists w1 = Ok(true)",
+            "increment = Ok(5)",
+            "increment = Ok(10)",
+            "set_many = Ok(())",
+            "get_many = Ok(\"x=1,z=none\")",
+            "delete_many = Ok(())",
+            "list_keys = Ok(\"ctr,w1,y\")",
+            "current = Ok(\"a\")",
+            "swap = true",
+            "contended swap = cas-failed",
+            "final w1 = Ok(\"c\")",
+        ]
+        .join("\n")
+    );
+    // The same access rule as Spin's interface: unlisted stores are denied.
+    let (status, body) = get(&trib, "/p2/wkv?store=other");
+    assert_eq!(status, 500);
+    assert!(body.contains("AccessDenied"), "{body}");
+}

@@ -225,6 +225,153 @@ impl StoreHandle {
     }
 }
 
+/// A compare-and-swap ticket (`wasi:keyvalue/atomics.cas`): the value seen
+/// by `current`, which `swap` requires to be unchanged.
+#[derive(Debug, Clone)]
+pub struct Cas {
+    /// The store.
+    pub store: StoreHandle,
+    /// The key.
+    pub key: String,
+    /// What `current` last read (`None`: not read yet).
+    pub seen: Option<Option<Vec<u8>>>,
+}
+
+/// Why a swap did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapError {
+    /// The value changed since `current`.
+    Changed,
+    /// The backend failed.
+    Store(KvError),
+}
+
+impl StoreHandle {
+    /// Adds `delta` to the 8-byte little-endian integer at `key` (missing
+    /// counts as 0) in one transaction, and returns the new value.
+    pub async fn increment(&self, key: String, delta: i64) -> Result<i64, KvError> {
+        self.blocking(move |conn, label| {
+            let tx = conn.unchecked_transaction()?;
+            let old: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![label, key], |row| row.get(0))
+                .optional()?;
+            let old = match old {
+                None => 0,
+                Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+                    Ok(b) => i64::from_le_bytes(b),
+                    Err(_) => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            0,
+                            "value is not an 8-byte integer".into(),
+                            rusqlite::types::Type::Blob,
+                        ));
+                    }
+                },
+            };
+            let new = old.wrapping_add(delta);
+            tx.prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![label, key, new.to_le_bytes().to_vec()])?;
+            tx.commit()?;
+            Ok(new)
+        })
+        .await
+    }
+
+    /// The values of `keys`, `None` for missing ones, in the order asked.
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        self.blocking(move |conn, label| {
+            let mut stmt = conn
+                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            keys.into_iter()
+                .map(|key| {
+                    let value = stmt
+                        .query_row(params![label, key], |row| row.get(0))
+                        .optional()?;
+                    Ok((key, value))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Sets every pair in one transaction.
+    pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        self.blocking(move |conn, label| {
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                )?;
+                for (key, value) in pairs {
+                    stmt.execute(params![label, key, value])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Deletes every key in one transaction.
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), KvError> {
+        self.blocking(move |conn, label| {
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut stmt =
+                    tx.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+                for key in keys {
+                    stmt.execute(params![label, key])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Writes `value` at `key` only if it still holds `seen`.
+    pub async fn swap(
+        &self,
+        key: String,
+        seen: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<(), SwapError> {
+        let changed = self
+            .blocking(move |conn, label| {
+                let tx = conn.unchecked_transaction()?;
+                let now: Option<Vec<u8>> = tx
+                    .prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?
+                    .query_row(params![label, key], |row| row.get(0))
+                    .optional()?;
+                if now != seen {
+                    return Ok(true);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![label, key, value])?;
+                tx.commit()?;
+                Ok(false)
+            })
+            .await
+            .map_err(SwapError::Store)?;
+        if changed {
+            Err(SwapError::Changed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +408,51 @@ mod tests {
             .await
             .expect("delete of a missing key is fine");
         assert_eq!(store.exists("a".into()).await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn atomics_and_batches() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = access(&["default"], dir.path())
+            .open("default")
+            .expect("opens");
+        assert_eq!(store.increment("n".into(), 5).await, Ok(5));
+        assert_eq!(store.increment("n".into(), -2).await, Ok(3));
+        store
+            .set("text".into(), b"abc".to_vec())
+            .await
+            .expect("set");
+        assert!(store.increment("text".into(), 1).await.is_err());
+        store
+            .set_many(vec![
+                ("x".into(), b"1".to_vec()),
+                ("y".into(), b"2".to_vec()),
+            ])
+            .await
+            .expect("set many");
+        assert_eq!(
+            store.get_many(vec!["x".into(), "z".into()]).await,
+            Ok(vec![("x".into(), Some(b"1".to_vec())), ("z".into(), None)])
+        );
+        store
+            .delete_many(vec!["x".into(), "y".into()])
+            .await
+            .expect("delete many");
+        assert_eq!(store.exists("y".into()).await, Ok(false));
+        assert_eq!(
+            store.swap("s".into(), None, b"first".to_vec()).await,
+            Ok(())
+        );
+        assert_eq!(
+            store.swap("s".into(), None, b"second".to_vec()).await,
+            Err(SwapError::Changed)
+        );
+        assert_eq!(
+            store
+                .swap("s".into(), Some(b"first".to_vec()), b"second".to_vec())
+                .await,
+            Ok(())
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod key_value;
 mod p2_impl;
 mod p3_impl;
 pub mod sqlite;
+mod wasi_keyvalue;
 
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ pub mod p2 {
         with: {
             "fermyon:spin/key-value.store": crate::spin_apis::key_value::StoreHandle,
             "fermyon:spin/sqlite.connection": crate::spin_apis::sqlite::Connection,
+            "wasi:keyvalue/store.bucket": crate::spin_apis::key_value::StoreHandle,
+            "wasi:keyvalue/atomics.cas": crate::spin_apis::key_value::Cas,
         },
     });
 }

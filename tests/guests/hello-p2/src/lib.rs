@@ -61,6 +61,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 Err(e) => respond(out, 500, format!("{e:?}")).await,
             }
         }
+        "wkv" => {
+            let (status, body) = wasi_keyvalue(&param(&query, "store"));
+            respond(out, status, body).await
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p2 guest was asked to panic"),
         _ => respond(out, 200, format!("hello from p2 at {path}\n")).await,
@@ -194,6 +198,53 @@ fn sql3(query: &str, body: &str) -> (u16, String) {
         ),
         Err(e) => (500, format!("{e:?}")),
     }
+}
+
+/// A scripted walk through `wasi:keyvalue` (store, atomics, batch); one
+/// line per step, so a test can compare the whole transcript.
+fn wasi_keyvalue(label: &str) -> (u16, String) {
+    use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+    let bucket = match store::open(label) {
+        Ok(bucket) => bucket,
+        Err(e) => return (500, format!("{e:?}")),
+    };
+    let mut log = Vec::new();
+    let show = |v: Option<Vec<u8>>| v.map_or("none".to_owned(), |b| String::from_utf8_lossy(&b).into_owned());
+    let _ = bucket.set("w1", b"a");
+    log.push(format!("get w1 = {:?}", bucket.get("w1").map(show)));
+    log.push(format!("exists w1 = {:?}", bucket.exists("w1")));
+    log.push(format!("increment = {:?}", atomics::increment(&bucket, "ctr", 5)));
+    log.push(format!("increment = {:?}", atomics::increment(&bucket, "ctr", 5)));
+    let pairs = vec![("x".to_owned(), b"1".to_vec()), ("y".to_owned(), b"2".to_vec())];
+    log.push(format!("set_many = {:?}", batch::set_many(&bucket, &pairs)));
+    let keys = vec!["x".to_owned(), "z".to_owned()];
+    let got = batch::get_many(&bucket, &keys).map(|kvs| {
+        kvs.into_iter().map(|(k, v)| format!("{k}={}", show(v))).collect::<Vec<_>>().join(",")
+    });
+    log.push(format!("get_many = {got:?}"));
+    log.push(format!("delete_many = {:?}", batch::delete_many(&bucket, &["x".to_owned()])));
+    let listed = bucket.list_keys(None).map(|r| {
+        let mut keys = r.keys;
+        keys.sort();
+        keys.join(",")
+    });
+    log.push(format!("list_keys = {listed:?}"));
+    // An uncontended swap succeeds.
+    let cas = atomics::Cas::new(&bucket, "w1").expect("cas");
+    log.push(format!("current = {:?}", cas.current().map(show)));
+    log.push(format!("swap = {:?}", atomics::swap(cas, b"b").is_ok()));
+    // A swap after someone else wrote fails with a fresh ticket.
+    let cas = atomics::Cas::new(&bucket, "w1").expect("cas");
+    let _ = cas.current();
+    let _ = bucket.set("w1", b"c");
+    let outcome = match atomics::swap(cas, b"d") {
+        Ok(()) => "swapped".to_owned(),
+        Err(atomics::CasError::CasFailed(_)) => "cas-failed".to_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    log.push(format!("contended swap = {outcome}"));
+    log.push(format!("final w1 = {:?}", bucket.get("w1").map(show)));
+    (200, log.join("\n"))
 }
 
 /// Streams the request body back without buffering it.
