@@ -122,8 +122,8 @@ fn prepare(root: &Path, wasmtime: Option<PathBuf>) -> anyhow::Result<peers::Tool
         trib: root.join("target/release/trib"),
         native: exe_dir.join("native-hello"),
         wasmtime,
-        hello_p3: out.join("hello_p3.wasm"),
-        hello_p2: out.join("hello_p2.wasm"),
+        hello_p3: out.join("bench_p3.wasm"),
+        hello_p2: out.join("bench_p2.wasm"),
     })
 }
 

@@ -16,9 +16,10 @@ pub struct Tools {
     pub native: PathBuf,
     /// `wasmtime` 48.0.8 (`cargo install wasmtime-cli`).
     pub wasmtime: PathBuf,
-    /// The spin-sdk 7 (WASIp3) hello component.
+    /// The spin-sdk 7 (WASIp3) hello component (WASI imports only, so
+    /// every peer runs it).
     pub hello_p3: PathBuf,
-    /// The spin-sdk 5 (WASIp2) hello component.
+    /// The spin-sdk 5 (WASIp2) hello component (WASI imports only).
     pub hello_p2: PathBuf,
 }
 
@@ -64,12 +65,13 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// answers 200.
 pub fn start(mut command: Command, addr: SocketAddr, path: &str) -> anyhow::Result<Server> {
     let program = format!("{:?}", command.get_program());
+    let stderr = tempfile::NamedTempFile::new()?;
     let child = command
         // Backtrace capture would tax whichever peer creates errors.
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr.reopen()?)
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
     let mut server = Server {
@@ -77,7 +79,13 @@ pub fn start(mut command: Command, addr: SocketAddr, path: &str) -> anyhow::Resu
         addr,
         admin: None,
     };
-    wait_for_200(&mut server, path, Duration::from_secs(120))?;
+    wait_for_200(&mut server, path, Duration::from_secs(120)).with_context(|| {
+        let log = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+        format!(
+            "{program}: {}",
+            log.lines().take(5).collect::<Vec<_>>().join(" / ")
+        )
+    })?;
     Ok(server)
 }
 

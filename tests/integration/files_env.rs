@@ -1,6 +1,6 @@
 //! `files` mounts and `environment`, as the guest sees them.
 
-use crate::support::{AppDir, Trib, client, shared_cache, trib};
+use crate::support::{AppDir, Trib, shared_cache, trib};
 
 const APP: &str = r#"
 spin_manifest_version = 2
@@ -22,12 +22,6 @@ fn write(app: &AppDir, rel: &str, content: &str) {
     std::fs::write(path, content).expect("write");
 }
 
-fn get(trib: &Trib, path: &str) -> (u16, String) {
-    let resp = client().get(trib.url(path)).send().expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().expect("body"))
-}
-
 fn app() -> AppDir {
     let app = AppDir::new(APP);
     write(&app, "static/a.txt", "file a");
@@ -43,33 +37,30 @@ fn app() -> AppDir {
 fn globs_and_directories_are_mounted_read_only() {
     let app = app();
     let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    assert_eq!(trib.get("/file?path=/static/a.txt"), (200, "file a".into()));
     assert_eq!(
-        get(&trib, "/file?path=/static/a.txt"),
-        (200, "file a".into())
-    );
-    assert_eq!(
-        get(&trib, "/file?path=/static/nested/b.txt"),
+        trib.get("/file?path=/static/nested/b.txt"),
         (200, "file b".into())
     );
     assert_eq!(
-        get(&trib, "/file?path=/assets/logo.svg"),
+        trib.get("/file?path=/assets/logo.svg"),
         (200, "<svg/>".into())
     );
     // Not matched by the glob, excluded, or never mounted.
     for path in ["/static/c.md", "/static/private/secret.txt", "/outside.txt"] {
         assert_eq!(
-            get(&trib, &format!("/file?path={path}")),
+            trib.get(&format!("/file?path={path}")),
             (500, "NotFound".into()),
             "{path}"
         );
     }
     // A path that escapes its mount is refused.
-    let (status, body) = get(&trib, "/file?path=/assets/../../outside.txt");
+    let (status, body) = trib.get("/file?path=/assets/../../outside.txt");
     assert_eq!(status, 500, "{body}");
-    let (status, _) = get(&trib, "/file?path=/etc/passwd");
+    let (status, _) = trib.get("/file?path=/etc/passwd");
     assert_eq!(status, 500);
     // Read-only.
-    let (status, body) = get(&trib, "/write-file?path=/assets/new.txt");
+    let (status, body) = trib.get("/write-file?path=/assets/new.txt");
     assert_eq!(status, 500, "{body}");
     assert!(!app.path().join("assets/new.txt").exists());
 }
@@ -78,10 +69,10 @@ fn globs_and_directories_are_mounted_read_only() {
 fn environment_entries_reach_the_guest() {
     let app = app();
     let trib = Trib::start_with(&app, &shared_cache(), &[]);
-    assert_eq!(get(&trib, "/env?name=GREETING"), (200, "hi there".into()));
-    assert_eq!(get(&trib, "/env?name=MODE"), (200, "test".into()));
+    assert_eq!(trib.get("/env?name=GREETING"), (200, "hi there".into()));
+    assert_eq!(trib.get("/env?name=MODE"), (200, "test".into()));
     assert_eq!(
-        get(&trib, "/env?name=HOME"),
+        trib.get("/env?name=HOME"),
         (200, "<unset>".into()),
         "the host's own environment does not leak"
     );

@@ -59,48 +59,42 @@ fn start(app: &AppDir, extra: &[&str]) -> Trib {
     )
 }
 
-fn get(trib: &Trib, path: &str) -> (u16, String) {
-    let resp = client().get(trib.url(path)).send().expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().expect("body"))
-}
-
 #[test]
 fn key_value_round_trips_through_both_sdks_on_one_default_store() {
     let app = AppDir::new(APP);
     let trib = start(&app, &[]);
     assert_eq!(
-        get(&trib, "/p3/kv-set?store=default&key=a&value=one"),
+        trib.get("/p3/kv-set?store=default&key=a&value=one"),
         (200, "ok".into())
     );
     assert_eq!(
-        get(&trib, "/p2/kv-get?store=default&key=a"),
+        trib.get("/p2/kv-get?store=default&key=a"),
         (200, "one".into())
     );
     assert_eq!(
-        get(&trib, "/p2/kv-set?store=default&key=b&value=two"),
+        trib.get("/p2/kv-set?store=default&key=b&value=two"),
         (200, "ok".into())
     );
     assert_eq!(
-        get(&trib, "/p3/kv-get?store=default&key=b"),
+        trib.get("/p3/kv-get?store=default&key=b"),
         (200, "two".into())
     );
-    assert_eq!(get(&trib, "/p3/kv-keys?store=default"), (200, "a,b".into()));
-    assert_eq!(get(&trib, "/p2/kv-keys?store=default"), (200, "a,b".into()));
+    assert_eq!(trib.get("/p3/kv-keys?store=default"), (200, "a,b".into()));
+    assert_eq!(trib.get("/p2/kv-keys?store=default"), (200, "a,b".into()));
     assert_eq!(
-        get(&trib, "/p3/kv-exists?store=default&key=a"),
+        trib.get("/p3/kv-exists?store=default&key=a"),
         (200, "true".into())
     );
     assert_eq!(
-        get(&trib, "/p2/kv-delete?store=default&key=a"),
+        trib.get("/p2/kv-delete?store=default&key=a"),
         (200, "ok".into())
     );
     assert_eq!(
-        get(&trib, "/p3/kv-exists?store=default&key=a"),
+        trib.get("/p3/kv-exists?store=default&key=a"),
         (200, "false".into())
     );
     assert_eq!(
-        get(&trib, "/p3/kv-get?store=default&key=a"),
+        trib.get("/p3/kv-get?store=default&key=a"),
         (200, "<none>".into())
     );
     // Spin keeps the default store here; so do we.
@@ -117,17 +111,17 @@ fn key_value_errors_follow_spin() {
         "/nokv/kv-get?store=default&key=a",
         "/p2/kv-get?store=other&key=a",
     ] {
-        let (status, body) = get(&trib, path);
+        let (status, body) = trib.get(path);
         assert_eq!(status, 500, "{path}");
         assert!(body.ends_with("AccessDenied"), "{path}: {body}");
     }
     // Listed and mapped by the runtime config to its own file.
     assert_eq!(
-        get(&trib, "/p3/kv-set?store=other&key=k&value=v"),
+        trib.get("/p3/kv-set?store=other&key=k&value=v"),
         (200, "ok".into())
     );
     assert_eq!(
-        get(&trib, "/p3/kv-get?store=default&key=k"),
+        trib.get("/p3/kv-get?store=default&key=k"),
         (200, "<none>".into())
     );
     assert!(app.path().join("data/other.db").exists());
@@ -138,13 +132,13 @@ fn key_value_data_survives_a_restart() {
     let app = AppDir::new(APP);
     let first = start(&app, &[]);
     assert_eq!(
-        get(&first, "/p3/kv-set?store=default&key=kept&value=yes"),
+        first.get("/p3/kv-set?store=default&key=kept&value=yes"),
         (200, "ok".into())
     );
     drop(first);
     let second = start(&app, &[]);
     assert_eq!(
-        get(&second, "/p2/kv-get?store=default&key=kept"),
+        second.get("/p2/kv-get?store=default&key=kept"),
         (200, "yes".into())
     );
 }
@@ -170,26 +164,26 @@ fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
     let trib = start(&app, &[]);
     for prefix in ["/p3", "/p2"] {
         assert_eq!(
-            get(&trib, &format!("{prefix}/var?name=message")),
+            trib.get(&format!("{prefix}/var?name=message")),
             (200, "hello, world".into())
         );
         assert_eq!(
-            get(&trib, &format!("{prefix}/var?name=token")),
+            trib.get(&format!("{prefix}/var?name=token")),
             (200, TOKEN.into())
         );
-        let (status, body) = get(&trib, &format!("{prefix}/var?name=nope"));
+        let (status, body) = trib.get(&format!("{prefix}/var?name=nope"));
         assert_eq!(status, 500);
         assert!(body.contains("Undefined("), "{prefix}: {body}");
-        let (status, body) = get(&trib, &format!("{prefix}/var?name=Bad-Name"));
+        let (status, body) = trib.get(&format!("{prefix}/var?name=Bad-Name"));
         assert_eq!(status, 500);
         assert!(body.contains("InvalidName("), "{prefix}: {body}");
     }
     // wasi:config/store reads the same variables.
     assert_eq!(
-        get(&trib, "/p2/config?name=message"),
+        trib.get("/p2/config?name=message"),
         (200, "hello, world".into())
     );
-    assert_eq!(get(&trib, "/p2/config?name=nope"), (404, "<none>".into()));
+    assert_eq!(trib.get("/p2/config?name=nope"), (404, "<none>".into()));
     assert!(!trib.log().contains(TOKEN), "secrets never reach the log");
     drop(trib);
 
@@ -199,7 +193,7 @@ fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
     let file = file.display().to_string();
     let trib = start(&app, &["--variables-file", &file]);
     assert_eq!(
-        get(&trib, "/p3/var?name=message"),
+        trib.get("/p3/var?name=message"),
         (200, "howdy, world".into())
     );
 }
@@ -310,7 +304,7 @@ fn sqlite_round_trips_every_value_type_through_both_sdks() {
 fn wasi_keyvalue_store_atomics_and_batch_follow_the_draft() {
     let app = AppDir::new(APP);
     let trib = start(&app, &[]);
-    let (status, body) = get(&trib, "/p2/wkv?store=default");
+    let (status, body) = trib.get("/p2/wkv?store=default");
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -331,7 +325,7 @@ fn wasi_keyvalue_store_atomics_and_batch_follow_the_draft() {
         .join("\n")
     );
     // The same access rule as Spin's interface: unlisted stores are denied.
-    let (status, body) = get(&trib, "/p2/wkv?store=other");
+    let (status, body) = trib.get("/p2/wkv?store=other");
     assert_eq!(status, 500);
     assert!(body.contains("AccessDenied"), "{body}");
 }

@@ -48,29 +48,23 @@ fn app() -> (AppDir, Trib) {
     (app, trib)
 }
 
-fn get(trib: &Trib, path: &str) -> (u16, String) {
-    let resp = client().get(trib.url(path)).send().expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().expect("body"))
-}
-
 #[test]
 fn p2_p3_and_core_module_components_answer_on_their_routes() {
     let (_app, trib) = app();
     assert_eq!(
-        get(&trib, "/p3/hello"),
+        trib.get("/p3/hello"),
         (200, "hello from p3 at /p3/hello\n".into())
     );
     assert_eq!(
-        get(&trib, "/p2/hello"),
+        trib.get("/p2/hello"),
         (200, "hello from p2 at /p2/hello\n".into())
     );
     assert_eq!(
-        get(&trib, "/core/hello"),
+        trib.get("/core/hello"),
         (200, "hello from p2 at /core/hello\n".into())
     );
     assert_eq!(
-        get(&trib, "/exact"),
+        trib.get("/exact"),
         (200, "hello from p2 at /exact\n".into())
     );
     // The banner lists the routes the way `spin up` does.
@@ -92,10 +86,10 @@ fn p2_p3_and_core_module_components_answer_on_their_routes() {
 #[test]
 fn unknown_paths_are_404_and_health_is_ok() {
     let (_app, trib) = app();
-    assert_eq!(get(&trib, "/nowhere").0, 404);
-    assert_eq!(get(&trib, "/exact/below").0, 404);
-    assert_eq!(get(&trib, "/p3x").0, 404);
-    assert_eq!(get(&trib, "/.well-known/spin/health"), (200, "OK".into()));
+    assert_eq!(trib.get("/nowhere").0, 404);
+    assert_eq!(trib.get("/exact/below").0, 404);
+    assert_eq!(trib.get("/p3x").0, 404);
+    assert_eq!(trib.get("/.well-known/spin/health"), (200, "OK".into()));
 }
 
 /// Parses the `name: value` lines the guests print for `spin-*` headers.
@@ -140,7 +134,7 @@ fn requests_carry_spin_headers() {
         assert!(client_addr.starts_with("127.0.0.1:"), "{client_addr}");
     }
     // Path parameters become `spin-path-match-NAME`.
-    let (status, body) = get(&trib, "/users/42/more/headers");
+    let (status, body) = trib.get("/users/42/more/headers");
     assert_eq!(status, 200);
     let h = spin_headers(&body);
     assert_eq!(h.get("spin-path-match-id").map(String::as_str), Some("42"));
@@ -251,10 +245,10 @@ fn traps_panics_and_errors_are_500_for_that_request_only() {
         "/p2/panic",
         "/core/panic",
     ] {
-        let (status, _) = get(&trib, path);
+        let (status, _) = trib.get(path);
         assert_eq!(status, 500, "{path}");
         let prefix = &path[..path[1..].find('/').expect("prefix") + 1];
-        let (status, body) = get(&trib, &format!("{prefix}/after"));
+        let (status, body) = trib.get(&format!("{prefix}/after"));
         assert_eq!(status, 200, "request after {path} failed: {body}");
         assert!(trib.is_running());
     }
@@ -287,7 +281,7 @@ fn concurrent_requests_each_get_a_fresh_instance() {
 /// Touches every component so that lazy loading compiles or loads it.
 fn touch_all(trib: &Trib) {
     for path in ["/p3/x", "/p2/x", "/core/x", "/exact"] {
-        assert_eq!(get(trib, path).0, 200, "{path}");
+        assert_eq!(trib.get(path).0, 200, "{path}");
     }
 }
 

@@ -11,6 +11,86 @@
 //! through [`SpinView`], and the zero-sized [`SpinHost`] names that view for
 //! the async (`Accessor`-based) p3 functions.
 
+/// Conversions between the shared backends' types and one WIT generation's
+/// generated types (`kv`, `vars` and `sql` are that generation's modules).
+macro_rules! generation_conversions {
+    ($kv:ident, $vars:ident, $sql:ident) => {
+        impl From<$crate::spin_apis::key_value::KvError> for $kv::Error {
+            fn from(e: $crate::spin_apis::key_value::KvError) -> Self {
+                use $crate::spin_apis::key_value::KvError;
+                match e {
+                    KvError::NoSuchStore => Self::NoSuchStore,
+                    KvError::AccessDenied => Self::AccessDenied,
+                    KvError::StoreTableFull => Self::StoreTableFull,
+                    KvError::Other(m) => Self::Other(m),
+                }
+            }
+        }
+
+        impl From<$crate::variables::Lookup> for $vars::Error {
+            fn from(e: $crate::variables::Lookup) -> Self {
+                use $crate::variables::Lookup;
+                match e {
+                    Lookup::InvalidName(m) => Self::InvalidName(m),
+                    Lookup::Undefined(m) => Self::Undefined(m),
+                    Lookup::Provider(m) => Self::Provider(m),
+                }
+            }
+        }
+
+        impl From<$crate::spin_apis::sqlite::SqlError> for $sql::Error {
+            fn from(e: $crate::spin_apis::sqlite::SqlError) -> Self {
+                use $crate::spin_apis::sqlite::SqlError;
+                match e {
+                    SqlError::NoSuchDatabase => Self::NoSuchDatabase,
+                    SqlError::AccessDenied => Self::AccessDenied,
+                    SqlError::InvalidConnection => Self::InvalidConnection,
+                    SqlError::Io(m) => Self::Io(m),
+                }
+            }
+        }
+
+        impl From<$sql::Value> for $crate::spin_apis::sqlite::Value {
+            fn from(v: $sql::Value) -> Self {
+                match v {
+                    $sql::Value::Integer(i) => Self::Integer(i),
+                    $sql::Value::Real(f) => Self::Real(f),
+                    $sql::Value::Text(s) => Self::Text(s),
+                    $sql::Value::Blob(b) => Self::Blob(b),
+                    $sql::Value::Null => Self::Null,
+                }
+            }
+        }
+
+        impl From<$crate::spin_apis::sqlite::Value> for $sql::Value {
+            fn from(v: $crate::spin_apis::sqlite::Value) -> Self {
+                use $crate::spin_apis::sqlite::Value;
+                match v {
+                    Value::Integer(i) => Self::Integer(i),
+                    Value::Real(f) => Self::Real(f),
+                    Value::Text(s) => Self::Text(s),
+                    Value::Blob(b) => Self::Blob(b),
+                    Value::Null => Self::Null,
+                }
+            }
+        }
+
+        /// Rows in this generation's record types.
+        fn query_result(rows: $crate::spin_apis::sqlite::Rows) -> $sql::QueryResult {
+            $sql::QueryResult {
+                columns: rows.columns,
+                rows: rows.rows.into_iter().map(row).collect(),
+            }
+        }
+
+        fn row(values: Vec<$crate::spin_apis::sqlite::Value>) -> $sql::RowResult {
+            $sql::RowResult {
+                values: values.into_iter().map(Into::into).collect(),
+            }
+        }
+    };
+}
+
 pub mod key_value;
 mod p2_impl;
 mod p3_impl;

@@ -3,34 +3,15 @@
 use wasmtime::component::Resource;
 
 use super::SpinView;
-use super::key_value::{KvError, StoreHandle};
+use super::key_value::StoreHandle;
 use super::p2::fermyon::spin::{key_value as kv, sqlite as sql, variables as vars};
 use super::p2::wasi::config::store as config;
-use super::sqlite::{Connection, SqlError, Value};
+use super::sqlite::{Connection, Value};
 use crate::variables::Lookup;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
-impl From<KvError> for kv::Error {
-    fn from(e: KvError) -> Self {
-        match e {
-            KvError::NoSuchStore => Self::NoSuchStore,
-            KvError::AccessDenied => Self::AccessDenied,
-            KvError::StoreTableFull => Self::StoreTableFull,
-            KvError::Other(m) => Self::Other(m),
-        }
-    }
-}
-
-impl From<Lookup> for vars::Error {
-    fn from(e: Lookup) -> Self {
-        match e {
-            Lookup::InvalidName(m) => Self::InvalidName(m),
-            Lookup::Undefined(m) => Self::Undefined(m),
-            Lookup::Provider(m) => Self::Provider(m),
-        }
-    }
-}
+generation_conversions!(kv, vars, sql);
 
 impl SpinView<'_> {
     fn store(&self, store: &Resource<StoreHandle>) -> wasmtime::Result<StoreHandle> {
@@ -125,41 +106,6 @@ impl config::Host for SpinView<'_> {
     }
 }
 
-impl From<SqlError> for sql::Error {
-    fn from(e: SqlError) -> Self {
-        match e {
-            SqlError::NoSuchDatabase => Self::NoSuchDatabase,
-            SqlError::AccessDenied => Self::AccessDenied,
-            SqlError::InvalidConnection => Self::InvalidConnection,
-            SqlError::Io(m) => Self::Io(m),
-        }
-    }
-}
-
-impl From<sql::Value> for Value {
-    fn from(v: sql::Value) -> Self {
-        match v {
-            sql::Value::Integer(i) => Self::Integer(i),
-            sql::Value::Real(f) => Self::Real(f),
-            sql::Value::Text(s) => Self::Text(s),
-            sql::Value::Blob(b) => Self::Blob(b),
-            sql::Value::Null => Self::Null,
-        }
-    }
-}
-
-impl From<Value> for sql::Value {
-    fn from(v: Value) -> Self {
-        match v {
-            Value::Integer(i) => Self::Integer(i),
-            Value::Real(f) => Self::Real(f),
-            Value::Text(s) => Self::Text(s),
-            Value::Blob(b) => Self::Blob(b),
-            Value::Null => Self::Null,
-        }
-    }
-}
-
 impl sql::Host for SpinView<'_> {}
 
 impl sql::HostConnection for SpinView<'_> {
@@ -187,16 +133,7 @@ impl sql::HostConnection for SpinView<'_> {
         Ok(conn
             .execute(statement, params)
             .await
-            .map(|rows| sql::QueryResult {
-                columns: rows.columns,
-                rows: rows
-                    .rows
-                    .into_iter()
-                    .map(|values| sql::RowResult {
-                        values: values.into_iter().map(Into::into).collect(),
-                    })
-                    .collect(),
-            })
+            .map(query_result)
             .map_err(Into::into))
     }
 

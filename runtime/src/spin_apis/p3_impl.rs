@@ -5,36 +5,16 @@
 
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
-use super::key_value::{KvError, StoreHandle};
+use super::key_value::StoreHandle;
 use super::p3::spin::key_value::key_value as kv;
 use super::p3::spin::sqlite::sqlite as sql;
 use super::p3::spin::variables::variables as vars;
-use super::sqlite::{Connection, Rows, SqlError, Value};
+use super::sqlite::{Connection, Value};
 use super::{SpinHost, SpinView};
-use crate::variables::Lookup;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
-impl From<KvError> for kv::Error {
-    fn from(e: KvError) -> Self {
-        match e {
-            KvError::NoSuchStore => Self::NoSuchStore,
-            KvError::AccessDenied => Self::AccessDenied,
-            KvError::StoreTableFull => Self::StoreTableFull,
-            KvError::Other(m) => Self::Other(m),
-        }
-    }
-}
-
-impl From<Lookup> for vars::Error {
-    fn from(e: Lookup) -> Self {
-        match e {
-            Lookup::InvalidName(m) => Self::InvalidName(m),
-            Lookup::Undefined(m) => Self::Undefined(m),
-            Lookup::Provider(m) => Self::Provider(m),
-        }
-    }
-}
+generation_conversions!(kv, vars, sql);
 
 fn handle<T>(
     accessor: &Accessor<T, SpinHost>,
@@ -134,51 +114,6 @@ impl vars::Host for SpinView<'_> {}
 impl<T> vars::HostWithStore<T> for SpinHost {
     async fn get(accessor: &Accessor<T, Self>, name: String) -> Fallible<String, vars::Error> {
         Ok(accessor.with(|mut access| access.get().ctx.variables.get(&name).map_err(Into::into)))
-    }
-}
-
-impl From<SqlError> for sql::Error {
-    fn from(e: SqlError) -> Self {
-        match e {
-            SqlError::NoSuchDatabase => Self::NoSuchDatabase,
-            SqlError::AccessDenied => Self::AccessDenied,
-            SqlError::InvalidConnection => Self::InvalidConnection,
-            SqlError::Io(m) => Self::Io(m),
-        }
-    }
-}
-
-impl From<sql::Value> for Value {
-    fn from(v: sql::Value) -> Self {
-        match v {
-            sql::Value::Integer(i) => Self::Integer(i),
-            sql::Value::Real(f) => Self::Real(f),
-            sql::Value::Text(s) => Self::Text(s),
-            sql::Value::Blob(b) => Self::Blob(b),
-            sql::Value::Null => Self::Null,
-        }
-    }
-}
-
-fn row(values: Vec<Value>) -> sql::RowResult {
-    sql::RowResult {
-        values: values
-            .into_iter()
-            .map(|v| match v {
-                Value::Integer(i) => sql::Value::Integer(i),
-                Value::Real(f) => sql::Value::Real(f),
-                Value::Text(s) => sql::Value::Text(s),
-                Value::Blob(b) => sql::Value::Blob(b),
-                Value::Null => sql::Value::Null,
-            })
-            .collect(),
-    }
-}
-
-fn query_result(rows: Rows) -> sql::QueryResult {
-    sql::QueryResult {
-        columns: rows.columns,
-        rows: rows.rows.into_iter().map(row).collect(),
     }
 }
 

@@ -235,6 +235,13 @@ impl Trib {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `GET path`: the status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let resp = client().get(self.url(path)).send().expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.text().expect("body"))
+    }
+
     /// The Prometheus text from the admin listener.
     pub fn metrics(&self) -> String {
         let admin = self.admin.as_ref().expect("started with --admin-listen");
