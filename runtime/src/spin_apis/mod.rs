@@ -152,6 +152,34 @@ pub struct SpinView<'a> {
     pub table: &'a mut ResourceTable,
 }
 
+impl SpinView<'_> {
+    /// `open` for both generations' synchronous SQLite interfaces.
+    async fn sqlite_open(
+        &mut self,
+        database: String,
+    ) -> Result<wasmtime::component::Resource<sqlite::Connection>, sqlite::SqlError> {
+        let conn = self.ctx.sqlite.open(database).await?;
+        self.table
+            .push(conn)
+            .map_err(|_| sqlite::SqlError::Io("too many connections opened".into()))
+    }
+
+    /// `execute` for both generations' synchronous SQLite interfaces.
+    async fn sqlite_execute(
+        &mut self,
+        conn: &wasmtime::component::Resource<sqlite::Connection>,
+        statement: String,
+        params: Vec<sqlite::Value>,
+    ) -> Result<sqlite::Rows, sqlite::SqlError> {
+        let conn = self
+            .table
+            .get(conn)
+            .cloned()
+            .map_err(|_| sqlite::SqlError::InvalidConnection)?;
+        conn.execute(statement, params).await
+    }
+}
+
 /// Names [`SpinView`] for the generated `add_to_linker` functions.
 pub struct SpinHost;
 

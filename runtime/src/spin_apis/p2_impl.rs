@@ -110,14 +110,7 @@ impl sql::Host for SpinView<'_> {}
 
 impl sql::HostConnection for SpinView<'_> {
     async fn open(&mut self, database: String) -> Fallible<Resource<Connection>, sql::Error> {
-        let conn = match self.ctx.sqlite.open(database).await {
-            Ok(conn) => conn,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        Ok(self
-            .table
-            .push(conn)
-            .map_err(|_| sql::Error::Io("too many connections opened".into())))
+        Ok(self.sqlite_open(database).await.map_err(Into::into))
     }
 
     async fn execute(
@@ -126,12 +119,9 @@ impl sql::HostConnection for SpinView<'_> {
         statement: String,
         parameters: Vec<sql::Value>,
     ) -> Fallible<sql::QueryResult, sql::Error> {
-        let Ok(conn) = self.table.get(&conn).cloned() else {
-            return Ok(Err(sql::Error::InvalidConnection));
-        };
         let params = parameters.into_iter().map(Value::from).collect();
-        Ok(conn
-            .execute(statement, params)
+        Ok(self
+            .sqlite_execute(&conn, statement, params)
             .await
             .map(query_result)
             .map_err(Into::into))
