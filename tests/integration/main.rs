@@ -8,6 +8,7 @@ mod app;
 mod build;
 mod files_env;
 mod host_apis;
+mod ingest;
 mod manifests;
 mod outbound;
 mod scaling;

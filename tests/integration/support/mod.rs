@@ -75,6 +75,32 @@ pub fn guests() -> &'static Guests {
     })
 }
 
+/// The data app's functions (the `functions/` workspace), built once per
+/// test process; returns the directory of their `.wasm` files.
+pub fn functions() -> &'static Path {
+    static FUNCTIONS: OnceLock<PathBuf> = OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let dir = repo_root().join("functions");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "ingest",
+            ])
+            .current_dir(&dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the functions failed");
+        dir.join("target/wasm32-wasip2/release")
+    })
+}
+
 /// A directory holding a `spin.toml` and whatever files a test puts there.
 pub struct AppDir {
     dir: AppRoot,
@@ -94,6 +120,11 @@ impl AppDir {
             .replace("{p3}", &g.p3.display().to_string())
             .replace("{p2_core}", &g.p2_core.display().to_string())
             .replace("{p2}", &g.p2.display().to_string());
+        let manifest = if manifest.contains("{functions}") {
+            manifest.replace("{functions}", &functions().display().to_string())
+        } else {
+            manifest
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("spin.toml"), manifest).expect("write manifest");
         Self {

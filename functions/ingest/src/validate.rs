@@ -1,0 +1,291 @@
+//! Segment's rules for one message, independent of HTTP and storage, so
+//! they can be tested natively.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+/// Segment's limit for one message, in bytes of JSON.
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+/// Segment's limit for one request, in bytes (after decompression).
+pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
+/// Segment's limit for messages in one batch.
+pub const MAX_BATCH_EVENTS: usize = 2500;
+
+/// The message types of the Tracking API.
+pub const TYPES: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+/// Why a message is refused: a machine code and a sentence naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// `missing_field`, `invalid_field`, `too_large`...
+    pub code: &'static str,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A message that passed the rules, with the fields storage needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `track`, `identify`, ...
+    pub kind: String,
+    /// The client's id for deduplication.
+    pub message_id: String,
+    /// `event` for track, `name` for page/screen.
+    pub name: Option<String>,
+    /// `userId`.
+    pub user_id: Option<String>,
+    /// `anonymousId`.
+    pub anonymous_id: Option<String>,
+    /// When it happened, corrected for client clock skew, in ms.
+    pub timestamp_ms: i64,
+    /// `properties` (or `traits` for identify/group), as JSON text.
+    pub properties: String,
+    /// The message as received.
+    pub raw: String,
+}
+
+/// Checks one message of type `kind` (from the URL, or the message's own
+/// `type` in a batch). `sent_at` is the batch-level `sentAt` if any;
+/// `received_ms` is when the request arrived.
+pub fn check(
+    message: &Value,
+    kind: Option<&str>,
+    sent_at: Option<&str>,
+    received_ms: i64,
+) -> Result<Event, Invalid> {
+    let raw = message.to_string();
+    if raw.len() > MAX_EVENT_BYTES {
+        return Err(Invalid::new(
+            "too_large",
+            format!(
+                "message is {} bytes; the limit is {MAX_EVENT_BYTES}",
+                raw.len()
+            ),
+        ));
+    }
+    let obj = message
+        .as_object()
+        .ok_or_else(|| Invalid::new("invalid_field", "message must be a JSON object"))?;
+    let kind = match (kind, string(obj, "type")?) {
+        (Some(k), _) => k.to_owned(),
+        (None, Some(t)) if TYPES.contains(&t.as_str()) => t,
+        (None, Some(t)) => {
+            return Err(Invalid::new(
+                "invalid_field",
+                format!("type {t:?} is not one of {}", TYPES.join(", ")),
+            ));
+        }
+        (None, None) => return Err(Invalid::new("missing_field", "type is required in a batch")),
+    };
+    let user_id = string(obj, "userId")?;
+    let anonymous_id = string(obj, "anonymousId")?;
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err(Invalid::new(
+            "missing_field",
+            "userId or anonymousId is required",
+        ));
+    }
+    let name = match kind.as_str() {
+        "track" => Some(
+            string(obj, "event")?
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| Invalid::new("missing_field", "event is required for track"))?,
+        ),
+        "page" | "screen" => string(obj, "name")?,
+        "group" => {
+            string(obj, "groupId")?
+                .ok_or_else(|| Invalid::new("missing_field", "groupId is required for group"))?;
+            None
+        }
+        "alias" => {
+            string(obj, "previousId")?
+                .ok_or_else(|| Invalid::new("missing_field", "previousId is required for alias"))?;
+            if user_id.is_none() {
+                return Err(Invalid::new(
+                    "missing_field",
+                    "userId is required for alias",
+                ));
+            }
+            None
+        }
+        _ => None,
+    };
+    let message_id = string(obj, "messageId")?
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Invalid::new("missing_field", "messageId is required"))?;
+    let properties_key = if matches!(kind.as_str(), "identify" | "group") {
+        "traits"
+    } else {
+        "properties"
+    };
+    let properties = match obj.get(properties_key) {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(_) => {
+            return Err(Invalid::new(
+                "invalid_field",
+                format!("{properties_key} must be an object"),
+            ));
+        }
+    };
+    let timestamp_ms = corrected_timestamp(obj, sent_at, received_ms)?;
+    Ok(Event {
+        kind,
+        message_id,
+        name,
+        user_id,
+        anonymous_id,
+        timestamp_ms,
+        properties,
+        raw,
+    })
+}
+
+/// Segment's clock-skew correction: with `sentAt`, the event happened
+/// `sentAt - timestamp` before the request arrived (by the server's clock);
+/// without it, the client's timestamp is used; without either, arrival time.
+fn corrected_timestamp(
+    obj: &Map<String, Value>,
+    batch_sent_at: Option<&str>,
+    received_ms: i64,
+) -> Result<i64, Invalid> {
+    let client = match string(obj, "timestamp")?.or(string(obj, "originalTimestamp")?) {
+        Some(t) => Some(parse_time("timestamp", &t)?),
+        None => None,
+    };
+    let sent_at = match string(obj, "sentAt")?.as_deref().or(batch_sent_at) {
+        Some(t) => Some(parse_time("sentAt", t)?),
+        None => None,
+    };
+    Ok(match (client, sent_at) {
+        (Some(ts), Some(sent)) => received_ms - (sent - ts),
+        (Some(ts), None) => ts,
+        (None, _) => received_ms,
+    })
+}
+
+fn parse_time(field: &str, value: &str) -> Result<i64, Invalid> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+        .map_err(|_| {
+            Invalid::new(
+                "invalid_field",
+                format!("{field} {value:?} is not an ISO 8601 time"),
+            )
+        })
+}
+
+fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Invalid> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        // Segment accepts numeric ids and stores them as strings.
+        Some(Value::Number(n)) if key.ends_with("Id") => Ok(Some(n.to_string())),
+        Some(_) => Err(Invalid::new(
+            "invalid_field",
+            format!("{key} must be a string"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn track_needs_an_identity_an_event_and_a_message_id() {
+        let ok = json!({"userId": "u1", "event": "Signed Up", "messageId": "m1", "properties": {"plan": "pro"}});
+        let event = check(&ok, Some("track"), None, NOW).expect("valid");
+        assert_eq!(event.name.as_deref(), Some("Signed Up"));
+        assert_eq!(event.timestamp_ms, NOW);
+        assert_eq!(event.properties, r#"{"plan":"pro"}"#);
+        for (bad, message) in [
+            (
+                json!({"event": "x", "messageId": "m"}),
+                "userId or anonymousId is required",
+            ),
+            (
+                json!({"userId": "u", "messageId": "m"}),
+                "event is required for track",
+            ),
+            (
+                json!({"userId": "u", "event": "x"}),
+                "messageId is required",
+            ),
+            (
+                json!({"userId": true, "event": "x", "messageId": "m"}),
+                "userId must be a string",
+            ),
+            (
+                json!({"userId": "u", "event": "x", "messageId": "m", "properties": [1]}),
+                "properties must be an object",
+            ),
+            (
+                json!({"userId": "u", "event": "x", "messageId": "m", "timestamp": "yesterday"}),
+                "timestamp \"yesterday\" is not an ISO 8601 time",
+            ),
+        ] {
+            assert_eq!(
+                check(&bad, Some("track"), None, NOW)
+                    .expect_err("invalid")
+                    .message,
+                message
+            );
+        }
+    }
+
+    #[test]
+    fn batches_take_the_type_from_each_message() {
+        let alias = json!({"type": "alias", "userId": "u", "previousId": "a", "messageId": "m"});
+        assert_eq!(check(&alias, None, None, NOW).expect("valid").kind, "alias");
+        let bad = json!({"type": "purchase", "userId": "u", "messageId": "m"});
+        assert_eq!(
+            check(&bad, None, None, NOW).expect_err("invalid").code,
+            "invalid_field"
+        );
+        let group = json!({"type": "group", "userId": "u", "messageId": "m"});
+        assert_eq!(
+            check(&group, None, None, NOW).expect_err("invalid").message,
+            "groupId is required for group"
+        );
+    }
+
+    #[test]
+    fn clock_skew_is_corrected_with_sent_at() {
+        // The client's clock is 1 h fast: it says it sent at 13:00:10 an event
+        // from 13:00:00; the server received it at 12:00:10 by its own clock.
+        let received = DateTime::parse_from_rfc3339("2026-01-01T12:00:10Z")
+            .expect("time")
+            .timestamp_millis();
+        let msg = json!({"userId": "u", "event": "e", "messageId": "m", "timestamp": "2026-01-01T13:00:00Z"});
+        let event =
+            check(&msg, Some("track"), Some("2026-01-01T13:00:10Z"), received).expect("valid");
+        let expected = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .expect("time")
+            .timestamp_millis();
+        assert_eq!(event.timestamp_ms, expected);
+    }
+
+    #[test]
+    fn oversized_messages_are_refused() {
+        let big = json!({"userId": "u", "event": "e", "messageId": "m", "properties": {"blob": "x".repeat(MAX_EVENT_BYTES)}});
+        assert_eq!(
+            check(&big, Some("track"), None, NOW)
+                .expect_err("too big")
+                .code,
+            "too_large"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! The ingest function (functions/ingest) on `trib`: Segment's HTTP Tracking
+//! API, driven by Segment's own Python client and by raw requests for each
+//! error case; results read back from the SQLite file it writes.
+
+use std::io::Write as _;
+use std::process::Command;
+
+use crate::support::{AppDir, Trib, client, repo_root, shared_cache};
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "ingest-test"
+[variables]
+write_keys = { default = "test-key=web,other-key=mobile", secret = true }
+[[trigger.http]]
+route = "/v1/..."
+component = "ingest"
+[component.ingest]
+source = "{functions}/ingest.wasm"
+sqlite_databases = ["default"]
+[component.ingest.variables]
+write_keys = "{{ write_keys }}"
+"#;
+
+fn start(app: &AppDir) -> Trib {
+    Trib::start_with(app, &shared_cache(), &[])
+}
+
+fn post(trib: &Trib, path: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut req = client().post(trib.url(path)).body(body.to_owned());
+    if let Some(key) = key {
+        req = req.basic_auth(key, Some(""));
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// One integer from the app's SQLite file (0 when nothing was ever written).
+fn count(app: &AppDir, sql: &str) -> i64 {
+    let path = app.path().join(".spin/sqlite_db.db");
+    if !path.exists() {
+        return 0;
+    }
+    let db = rusqlite::Connection::open(path).expect("db");
+    db.query_row(sql, [], |row| row.get(0)).expect("query")
+}
+
+#[test]
+fn segments_python_client_delivers_every_event() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let script = repo_root().join("tests/clients/segment_send.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .args([&trib.base, "test-key", "50"])
+        .status()
+        .expect("python3 runs");
+    assert!(
+        status.success(),
+        "the Segment client reported failures:\n{}",
+        trib.log()
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM events WHERE source = 'web'"),
+        54
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM events WHERE type = 'track'"),
+        50
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE name = 'Order Completed'"
+        ),
+        25
+    );
+    for kind in ["identify", "page", "group", "alias"] {
+        assert_eq!(
+            count(
+                &app,
+                &format!("SELECT count(*) FROM events WHERE type = '{kind}'")
+            ),
+            1,
+            "{kind}"
+        );
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM dead_letters"), 0);
+}
+
+#[test]
+fn bad_requests_are_400_with_the_field_and_store_nothing() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let cases = [
+        (
+            "/v1/track",
+            r#"{"event":"x","messageId":"m"}"#,
+            "userId or anonymousId is required",
+        ),
+        (
+            "/v1/track",
+            r#"{"userId":"u","messageId":"m"}"#,
+            "event is required for track",
+        ),
+        (
+            "/v1/group",
+            r#"{"userId":"u","messageId":"m"}"#,
+            "groupId is required for group",
+        ),
+        (
+            "/v1/alias",
+            r#"{"userId":"u","messageId":"m"}"#,
+            "previousId is required for alias",
+        ),
+        (
+            "/v1/track",
+            r#"{"userId":"u","event":"x"}"#,
+            "messageId is required",
+        ),
+        (
+            "/v1/track",
+            r#"{"userId":"u","event":"x","messageId":"m","timestamp":"soon"}"#,
+            "timestamp \"soon\" is not an ISO 8601 time",
+        ),
+        ("/v1/track", "not json", "body is not valid JSON"),
+        (
+            "/v1/batch",
+            r#"{"batch":{}}"#,
+            "batch must be an array of messages",
+        ),
+    ];
+    for (path, body, message) in cases {
+        let (status, json) = post(&trib, path, Some("test-key"), body);
+        assert_eq!(status, 400, "{path} {body}: {json}");
+        let got = json["message"].as_str().unwrap_or_default();
+        assert!(got.starts_with(message), "{path} {body}: {json}");
+        assert!(json["code"].is_string(), "{json}");
+    }
+    // Oversized: one event over 32 KB, a request over 500 KB, a batch over 2,500.
+    let big_event = format!(
+        r#"{{"userId":"u","event":"x","messageId":"m","properties":{{"b":"{}"}}}}"#,
+        "x".repeat(33 * 1024)
+    );
+    assert_eq!(
+        post(&trib, "/v1/track", Some("test-key"), &big_event).0,
+        400
+    );
+    let huge = format!(r#"{{"batch":[],"pad":"{}"}}"#, "x".repeat(501 * 1024));
+    assert_eq!(
+        post(&trib, "/v1/batch", Some("test-key"), &huge).1["code"],
+        "too_large"
+    );
+    let many: Vec<String> = (0..2501)
+        .map(|i| format!(r#"{{"type":"track","userId":"u","event":"e","messageId":"m{i}"}}"#))
+        .collect();
+    let (status, json) = post(
+        &trib,
+        "/v1/batch",
+        Some("test-key"),
+        &format!(r#"{{"batch":[{}]}}"#, many.join(",")),
+    );
+    assert_eq!((status, json["code"].as_str()), (400, Some("too_large")));
+    assert_eq!(count(&app, "SELECT count(*) FROM events"), 0);
+}
+
+#[test]
+fn auth_is_401_without_a_key_and_403_with_a_wrong_one() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let body = r#"{"userId":"u","event":"x","messageId":"m"}"#;
+    assert_eq!(post(&trib, "/v1/track", None, body).0, 401);
+    assert_eq!(post(&trib, "/v1/track", Some("nope"), body).0, 403);
+    let with_body_key = r#"{"writeKey":"other-key","userId":"u","event":"x","messageId":"m"}"#;
+    assert_eq!(post(&trib, "/v1/track", None, with_body_key).0, 200);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM events WHERE source = 'mobile'"),
+        1
+    );
+}
+
+#[test]
+fn a_mixed_batch_keeps_the_valid_events_and_dead_letters_the_rest() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let batch = r#"{"batch":[
+        {"type":"track","userId":"u","event":"ok-1","messageId":"b1"},
+        {"type":"track","event":"no-user","messageId":"b2"},
+        {"type":"identify","anonymousId":"a","messageId":"b3","traits":{"x":1}},
+        {"type":"teleport","userId":"u","messageId":"b4"}
+    ]}"#;
+    let (status, json) = post(&trib, "/v1/batch", Some("test-key"), batch);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["stored"], 2);
+    let rejected = json["rejected"].as_array().expect("rejected list");
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["index"], 1);
+    assert_eq!(rejected[0]["message"], "userId or anonymousId is required");
+    assert_eq!(rejected[1]["messageId"], "b4");
+    assert_eq!(count(&app, "SELECT count(*) FROM events"), 2);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM dead_letters WHERE reason LIKE 'type \"teleport\"%'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn retries_are_deduplicated_and_gzip_bodies_accepted() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let body = r#"{"batch":[{"type":"track","userId":"u","event":"e","messageId":"same"}]}"#;
+    let mut gz = gzip(body.as_bytes());
+    let send = |b: Vec<u8>| {
+        client()
+            .post(trib.url("/v1/batch"))
+            .basic_auth("test-key", Some(""))
+            .header("content-encoding", "gzip")
+            .body(b)
+            .send()
+            .expect("request")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(send(gz.clone()), 200);
+    assert_eq!(send(std::mem::take(&mut gz)), 200);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE message_id = 'same'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn events_written_before_a_restart_are_there_after_it() {
+    let app = AppDir::new(APP);
+    let first = start(&app);
+    let body = r#"{"userId":"u","event":"before-restart","messageId":"r1"}"#;
+    assert_eq!(post(&first, "/v1/track", Some("test-key"), body).0, 200);
+    drop(first);
+    let second = start(&app);
+    // The retry after the restart is still recognised as a duplicate.
+    let (status, json) = post(&second, "/v1/track", Some("test-key"), body);
+    assert_eq!((status, json["duplicates"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE name = 'before-restart'"
+        ),
+        1
+    );
+}
+
+/// Gzips `data` with the system's `gzip` (no compression crate needed here).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
+    child.wait_with_output().expect("gzip output").stdout
+}
