@@ -13,9 +13,18 @@ spin_manifest_version = 2
 name = "ingest-test"
 [variables]
 write_keys = { default = "test-key=web,other-key=mobile", secret = true }
+read_tokens = { default = "web-token=web", secret = true }
 [[trigger.http]]
 route = "/v1/..."
 component = "ingest"
+[[trigger.http]]
+route = "/api/..."
+component = "query"
+[component.query]
+source = "{functions}/query.wasm"
+sqlite_databases = ["default"]
+[component.query.variables]
+read_tokens = "{{ read_tokens }}"
 [component.ingest]
 source = "{functions}/ingest.wasm"
 sqlite_databases = ["default"]
@@ -92,6 +101,87 @@ fn segments_python_client_delivers_every_event() {
         );
     }
     assert_eq!(count(&app, "SELECT count(*) FROM dead_letters"), 0);
+
+    // The same counts through the query API.
+    let api = |path: &str| -> serde_json::Value {
+        let resp = client()
+            .get(trib.url(path))
+            .bearer_auth("web-token")
+            .send()
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        resp.json().expect("json")
+    };
+    let counts = api("/api/counts?bucket=day&group_by=event");
+    let by_event: std::collections::HashMap<String, i64> = counts["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter_map(|b| Some((b["group"].as_str()?.to_owned(), b["count"].as_i64()?)))
+        .collect();
+    assert_eq!(by_event.get("Order Completed"), Some(&25), "{counts}");
+    assert_eq!(by_event.get("Product Viewed"), Some(&25), "{counts}");
+    let total: i64 = counts["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter_map(|b| b["count"].as_i64())
+        .sum();
+    assert_eq!(total, 54);
+    let amounts = api("/api/aggregate?property=amount&event=Order%20Completed");
+    // Order Completed carries the odd amounts 1, 3, ..., 49.
+    assert_eq!(
+        (
+            amounts["count"].as_i64(),
+            amounts["sum"].as_f64(),
+            amounts["max"].as_f64()
+        ),
+        (Some(25), Some(625.0), Some(49.0))
+    );
+    assert_eq!(
+        api("/api/event-names")["event_names"],
+        serde_json::json!(["Order Completed", "Product Viewed"])
+    );
+    let unique = api("/api/counts?bucket=day&event=Order%20Completed");
+    assert_eq!(unique["buckets"][0]["unique_users"], 3);
+}
+
+#[test]
+fn the_query_api_checks_tokens_and_inputs() {
+    let app = AppDir::new(APP);
+    let trib = start(&app);
+    let body = r#"{"userId":"u","event":"x","messageId":"q1","properties":{"amount":3}}"#;
+    assert_eq!(post(&trib, "/v1/track", Some("test-key"), body).0, 200);
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = client().get(trib.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json::<serde_json::Value>().expect("json"))
+    };
+    assert_eq!(get("/api/counts", None).0, 401);
+    assert_eq!(get("/api/counts", Some("wrong")).0, 403);
+    let (status, json) = get("/api/counts?group_by=property:nope", Some("web-token"));
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (400, Some("unknown_property"))
+    );
+    let (status, json) = get(
+        "/api/aggregate?property=a')%3BDROP%20TABLE%20events%3B--",
+        Some("web-token"),
+    );
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+    assert_eq!(get("/api/counts?bucket=week", Some("web-token")).0, 400);
+    // Nothing was dropped, and paging works.
+    let (status, page) = get("/api/events?limit=1", Some("web-token"));
+    assert_eq!(status, 200);
+    assert_eq!(page["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(count(&app, "SELECT count(*) FROM events"), 1);
 }
 
 #[test]
