@@ -16,8 +16,9 @@ pub mod validate;
 use std::io::Read as _;
 
 use http_body_util::BodyExt as _;
+use json_reply::{Reply, error, reply};
 use serde_json::{Value, json};
-use spin_sdk::http::{IntoResponse, Request, Response, StatusCode};
+use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
 
 use crate::storage::DeadLetter;
@@ -28,22 +29,6 @@ async fn ingest(req: Request) -> impl IntoResponse {
     match handle(req).await {
         Ok(resp) | Err(resp) => resp,
     }
-}
-
-type Reply = Response<String>;
-
-fn reply(status: StatusCode, body: Value) -> Reply {
-    let mut resp = Response::new(body.to_string());
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        "content-type",
-        spin_sdk::http::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
-    reply(status, json!({"code": code, "message": message.into()}))
 }
 
 async fn handle(req: Request) -> Result<Reply, Reply> {

@@ -18,8 +18,9 @@
 
 pub mod params;
 
+use json_reply::{Reply, error, reply};
 use serde_json::{Value as Json, json};
-use spin_sdk::http::{IntoResponse, Request, Response, StatusCode};
+use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -30,22 +31,6 @@ async fn query(req: Request) -> impl IntoResponse {
     match handle(req).await {
         Ok(resp) | Err(resp) => resp,
     }
-}
-
-type Reply = Response<String>;
-
-fn reply(status: StatusCode, body: Json) -> Reply {
-    let mut resp = Response::new(body.to_string());
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        "content-type",
-        spin_sdk::http::HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
-    reply(status, json!({"code": code, "message": message.into()}))
 }
 
 impl From<BadParam> for Reply {
