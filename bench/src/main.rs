@@ -4,9 +4,13 @@
 //! Peers: `wasmtime serve` 48.0.8 (fresh instance per request, and its
 //! default reuse) and a native hyper server. Scenarios: HTTP throughput and
 //! latency under `wrk`, cold start, density of a 1,000-component app, and
-//! the per-request instantiation cost from `trib`'s own metrics. Results go
-//! to `bench/results/` as JSON and Markdown.
+//! the per-request instantiation cost from `trib`'s own metrics. The data
+//! app (`spin.toml`): ingest throughput and query latency, each beside the
+//! same SQLite work done natively. Results go to `bench/results/` as JSON
+//! and Markdown.
 
+mod client;
+mod data;
 mod peers;
 mod report;
 mod scenarios;
@@ -25,9 +29,21 @@ struct Cli {
     /// What to run.
     #[arg(value_enum, default_value = "all")]
     what: What,
-    /// Seconds per load run.
+    /// Seconds per load run (and per ingest run, trib and native).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Concurrent HTTP clients posting ingest batches.
+    #[arg(long, default_value_t = 4)]
+    ingest_clients: usize,
+    /// Upper bound on events per ingest run (trib and native each).
+    #[arg(long, default_value_t = 5_000_000)]
+    ingest_max_events: u64,
+    /// Events seeded for the query benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    query_events: u64,
+    /// Timed requests per query window (after 2 warm-ups).
+    #[arg(long, default_value_t = 50)]
+    query_requests: usize,
     /// Components in the density app.
     #[arg(long, default_value_t = 1000)]
     components: usize,
@@ -38,11 +54,22 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum What {
+    /// Every scenario.
     All,
+    /// Throughput and latency of every peer under `wrk`.
     Throughput,
+    /// trib's cold starts.
     ColdStart,
+    /// Memory of a many-component app.
     Density,
+    /// The data app's `POST /v1/batch` throughput, and native SQLite.
+    Ingest,
+    /// The data app's `GET /api/counts` latency on 1M events, and native SQLite.
+    Query,
 }
+
+/// Events per ingest batch (Segment clients send up to 100 by default).
+const INGEST_BATCH: usize = 100;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -50,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench/ has a parent")?
         .to_owned();
-    let tools = prepare(&root, cli.wasmtime.clone())?;
+    let tools = prepare(&root, cli.wasmtime.clone(), cli.what)?;
     let mut results = report::Results::new();
     let duration = Duration::from_secs(cli.seconds);
     if matches!(cli.what, What::All | What::Throughput) {
@@ -62,9 +89,30 @@ fn main() -> anyhow::Result<()> {
     if matches!(cli.what, What::All | What::Density) {
         results.density = Some(scenarios::density(&tools, cli.components)?);
     }
+    if matches!(cli.what, What::All | What::Ingest) {
+        let options = data::IngestOptions {
+            clients: cli.ingest_clients,
+            batch: INGEST_BATCH,
+            duration,
+            max_events: cli.ingest_max_events,
+        };
+        results.ingest = Some(data::ingest(&tools, options).context("ingest benchmark")?);
+    }
+    if matches!(cli.what, What::All | What::Query) {
+        results.query = Some(
+            data::query(&tools, cli.query_events, cli.query_requests).context("query benchmark")?,
+        );
+    }
+    let dir = root.join("bench/results");
+    // Scenarios not run this time keep their figures from the last run.
+    let earlier = std::fs::read_to_string(dir.join("latest.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<report::Results>(&text).ok());
+    if let Some(earlier) = earlier {
+        results.fill_from(earlier);
+    }
     let markdown = report::markdown(&results);
     println!("\n{markdown}");
-    let dir = root.join("bench/results");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
         dir.join("latest.json"),
@@ -75,17 +123,20 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds what the runner needs (release `trib`, the native peer, the hello
-/// guests) and finds `wasmtime` and `wrk`.
-fn prepare(root: &Path, wasmtime: Option<PathBuf>) -> anyhow::Result<peers::Tools> {
+/// Builds what the runner needs for `what` (release `trib`; the hello
+/// guests, with `wasmtime` and `wrk` found, for the peer scenarios; the data
+/// app's functions for ingest and query).
+fn prepare(root: &Path, wasmtime: Option<PathBuf>, what: What) -> anyhow::Result<peers::Tools> {
+    let peer_scenarios = !matches!(what, What::Ingest | What::Query);
+    let data_scenarios = matches!(what, What::All | What::Ingest | What::Query);
     let wasmtime = wasmtime.unwrap_or_else(|| root.join("target/bench-tools/bin/wasmtime"));
-    if !wasmtime.exists() {
+    if peer_scenarios && !wasmtime.exists() {
         bail!(
             "{} is missing: run scripts/bench (it installs wasmtime-cli 48.0.8) or pass --wasmtime",
             wasmtime.display()
         );
     }
-    if Command::new("wrk").arg("--version").output().is_err() {
+    if peer_scenarios && Command::new("wrk").arg("--version").output().is_err() {
         bail!("wrk is missing: run scripts/bench (it installs wrk)");
     }
     run(Command::new("cargo")
@@ -100,25 +151,44 @@ fn prepare(root: &Path, wasmtime: Option<PathBuf>) -> anyhow::Result<peers::Tool
         ])
         .current_dir(root))?;
     let guests = root.join("tests/guests");
-    run(Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "hello-p3",
-            "-p",
-            "hello-p2",
-        ])
-        .current_dir(&guests))?;
+    if peer_scenarios {
+        run(Command::new("cargo")
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "hello-p3",
+                "-p",
+                "hello-p2",
+            ])
+            .current_dir(&guests))?;
+    }
+    if data_scenarios {
+        // The components `spin.toml` routes /v1/... and /api/... to.
+        run(Command::new("cargo")
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "ingest",
+                "-p",
+                "query",
+            ])
+            .current_dir(root.join("functions")))?;
+    }
     let out = guests.join("target/wasm32-wasip2/release");
     let exe_dir = std::env::current_exe()?
         .parent()
         .context("exe dir")?
         .to_owned();
     Ok(peers::Tools {
+        root: root.to_owned(),
         trib: root.join("target/release/trib"),
         native: exe_dir.join("native-hello"),
         wasmtime,

@@ -10,6 +10,8 @@ use anyhow::{Context as _, bail};
 
 /// Paths of everything the runner builds or installs.
 pub struct Tools {
+    /// The repository root: the data app's `spin.toml` and `functions/`.
+    pub root: PathBuf,
     /// `target/release/trib`.
     pub trib: PathBuf,
     /// `target/release/native-hello`.

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::peers::{self, Server, Tools};
 use crate::wrk::{self, Load};
@@ -12,7 +12,7 @@ use crate::wrk::{self, Load};
 pub const CONCURRENCY: [u32; 3] = [1, 16, 64];
 
 /// One peer's load runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerRuns {
     /// Which server, e.g. `trib p3 fresh`.
     pub peer: String,
@@ -80,7 +80,7 @@ fn load_all(name: &str, server: &Server, duration: Duration) -> anyhow::Result<P
 }
 
 /// Cold-start times, medians of several runs, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColdStart {
     /// Process start to first 200, empty compile cache.
     pub empty_cache_ms: f64,
@@ -137,7 +137,7 @@ fn start_to_first_200(
 }
 
 /// Resident memory of a many-component app, in KiB.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Density {
     /// Components in the app.
     pub components: usize,

@@ -2,7 +2,7 @@
 //! lazily loaded [`ComponentSlot`] per component, behind admission control.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use crate::runtime_config::{RuntimeConfig, ScalingPolicy};
 use crate::scaling::ComponentSlot;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores, SqliteStore};
+use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Database, Databases, SqliteAccess};
 use crate::variables::{Providers, Resolved};
 
@@ -202,6 +203,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         variables,
         key_value,
         sqlite,
+        postgres: Arc::default(),
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),
@@ -220,6 +222,11 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         .filter(|c| served.contains(c.id.as_str()))
     {
         check_source(component)?;
+        if !component.dependencies.is_empty() {
+            // Composition errors stop startup rather than the first request;
+            // the result is cached for the component's first load.
+            component_bytes(component, cache.dir())?;
+        }
         let policy = settings.runtime_config.scaling(&component.id);
         let slot = ComponentSlot::new(component.clone(), policy.clone(), loader.clone());
         components.insert(component.id.clone(), Arc::new(slot));
@@ -345,6 +352,7 @@ pub struct Loader {
     variables: Resolved,
     key_value: Arc<KeyValueStores>,
     sqlite: Arc<Databases>,
+    postgres: Arc<PostgresPools>,
     engine: Engine,
     linker: Linker<HostState>,
     cache: Arc<CompileCache>,
@@ -362,12 +370,13 @@ impl Loader {
         let started = Instant::now();
         let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
         let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
+        let allowed = allowed_hosts(&self.variables, component)?;
         let spin = SpinCtx {
             variables: self.variables.for_component(component),
             key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
             sqlite: SqliteAccess::new(&component.sqlite_databases, self.sqlite.clone()),
+            postgres: PostgresAccess::new(Arc::new(allowed.clone()), self.postgres.clone()),
         };
-        let allowed = allowed_hosts(&self.variables, component)?;
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),
             allowed,
@@ -408,6 +417,18 @@ fn compile(
     cache: &CompileCache,
     component: &Component,
 ) -> Result<(WasmComponent, bool), LoadError> {
+    let bytes = component_bytes(component, cache.dir())?;
+    cache
+        .load(engine, &bytes)
+        .map_err(|e| LoadError::Component {
+            component: component.id.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// The component to compile: the file, componentized if it is a core
+/// module, composed with its dependencies if it has any.
+fn component_bytes(component: &Component, cache_dir: Option<&Path>) -> Result<Vec<u8>, LoadError> {
     let path = component.source.display().to_string();
     let bytes = std::fs::read(&component.source).map_err(|source| LoadError::Source {
         component: component.id.clone(),
@@ -431,7 +452,7 @@ fn compile(
             });
         }
     };
-    cache.load(engine, &bytes).map_err(|e| err(e.to_string()))
+    crate::engine::compose::compose(component, bytes, cache_dir).map_err(|e| err(e.to_string()))
 }
 
 fn link(

@@ -32,4 +32,5 @@ pub mod runtime_config;
 pub mod scaling;
 pub mod server;
 pub mod spin_apis;
+pub mod transform_cmd;
 pub mod variables;

@@ -33,6 +33,27 @@ enum Command {
     Up(Box<UpArgs>),
     /// Run each component's `[component.X.build]` command.
     Build(BuildArgs),
+    /// Work with transform components (`tributary:pipeline/transformer`).
+    #[command(subcommand)]
+    Transform(TransformCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TransformCommand {
+    /// Run one transform over a file of events and print what comes out.
+    Run(TransformRunArgs),
+}
+
+#[derive(Debug, Args)]
+struct TransformRunArgs {
+    /// The transform component (`.wasm`).
+    component: PathBuf,
+    /// Events: JSON lines or a JSON array, as WIT records or Segment messages.
+    #[arg(long)]
+    events: PathBuf,
+    /// The stage's settings as a JSON object, e.g. '{"paths": "email"}'.
+    #[arg(long, default_value = "{}")]
+    settings: String,
 }
 
 #[derive(Debug, Args)]
@@ -122,12 +143,22 @@ struct BuildArgs {
     components: Vec<String>,
 }
 
+fn transform_run(args: &TransformRunArgs) -> anyhow::Result<()> {
+    let out = trib::transform_cmd::run(&args.component, &args.events, &args.settings)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).context("printing the result")?
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
         Command::Up(args) => up(*args),
         Command::Build(args) => build(&args.manifest.path(), &args.components).map(|_| ()),
+        Command::Transform(TransformCommand::Run(args)) => transform_run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

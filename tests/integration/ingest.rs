@@ -1,6 +1,8 @@
 //! The ingest function (functions/ingest) on `trib`: Segment's HTTP Tracking
 //! API, driven by Segment's own Python client and by raw requests for each
-//! error case; results read back from the SQLite file it writes.
+//! error case; results read back from the SQLite file it writes. Its four
+//! transform slots hold pass-through filters here (the chain itself is
+//! tested in `pipeline.rs`).
 
 use std::io::Write as _;
 use std::process::Command;
@@ -14,6 +16,7 @@ name = "ingest-test"
 [variables]
 write_keys = { default = "test-key=web,other-key=mobile", secret = true }
 read_tokens = { default = "web-token=web", secret = true }
+database_url = { default = "sqlite", secret = true }
 [[trigger.http]]
 route = "/v1/..."
 component = "ingest"
@@ -23,13 +26,22 @@ component = "query"
 [component.query]
 source = "{functions}/query.wasm"
 sqlite_databases = ["default"]
+allowed_outbound_hosts = ["postgres://127.0.0.1:5432"]
 [component.query.variables]
 read_tokens = "{{ read_tokens }}"
+database_url = "{{ database_url }}"
 [component.ingest]
 source = "{functions}/ingest.wasm"
 sqlite_databases = ["default"]
+allowed_outbound_hosts = ["postgres://127.0.0.1:5432"]
 [component.ingest.variables]
 write_keys = "{{ write_keys }}"
+database_url = "{{ database_url }}"
+[component.ingest.dependencies]
+"tributary:stage1/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
+"tributary:stage2/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
+"tributary:stage3/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
+"tributary:stage4/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
 "#;
 
 fn start(app: &AppDir) -> Trib {
@@ -64,6 +76,80 @@ fn count(app: &AppDir, sql: &str) -> i64 {
 fn segments_python_client_delivers_every_event() {
     let app = AppDir::new(APP);
     let trib = start(&app);
+    let count = |sql: &str| count(&app, sql);
+    deliver_and_read_back(&trib, count);
+}
+
+/// The same app on the machine's PostgreSQL, in a database of its own.
+#[test]
+fn events_are_stored_and_queried_on_postgresql() {
+    if !crate::support::backend_available("PostgreSQL", "127.0.0.1:5432") {
+        return;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let name = format!("trib_ingest_{}_{nanos}", std::process::id());
+    let admin = "host=127.0.0.1 user=postgres dbname=postgres";
+    let mut server = postgres::Client::connect(admin, postgres::NoTls).expect("connect");
+    server
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable");
+    let app = AppDir::new(APP);
+    let env = [("SPIN_VARIABLE_DATABASE_URL", url.as_str())];
+    let trib = Trib::start_with_env(&app, &shared_cache(), &[], &env);
+    let direct = std::cell::RefCell::new(
+        postgres::Client::connect(
+            &format!("host=127.0.0.1 user=postgres dbname={name}"),
+            postgres::NoTls,
+        )
+        .expect("connect to the test database"),
+    );
+    let count = |sql: &str| -> i64 {
+        direct
+            .borrow_mut()
+            .query_one(sql, &[])
+            .map(|row| row.get(0))
+            .unwrap_or(0)
+    };
+    deliver_and_read_back(&trib, count);
+    // Nothing went to SQLite, and a restart reads the same data back.
+    assert!(!app.path().join(".spin/sqlite_db.db").exists());
+    drop(trib);
+    let trib = Trib::start_with_env(&app, &shared_cache(), &[], &env);
+    let resp = client()
+        .get(trib.url("/api/counts?bucket=day"))
+        .bearer_auth("web-token")
+        .send()
+        .expect("request");
+    let counts: serde_json::Value = resp.json().expect("json");
+    assert_eq!(counts["buckets"][0]["count"], 54, "{counts}");
+    let keys: serde_json::Value = client()
+        .get(trib.url("/api/property-keys?event=Order%20Completed"))
+        .bearer_auth("web-token")
+        .send()
+        .expect("request")
+        .json()
+        .expect("json");
+    assert!(
+        keys["property_keys"]
+            .as_array()
+            .is_some_and(|k| k.contains(&serde_json::json!("amount"))),
+        "{keys}"
+    );
+    drop(trib);
+    drop(direct);
+    server
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .expect("drop database");
+}
+
+/// Sends 50 track events and one of each other type with Segment's Python
+/// client, then checks the stored rows (`count` runs SQL on the store) and
+/// the query API's answers.
+fn deliver_and_read_back(trib: &Trib, count: impl Fn(&str) -> i64) {
     let script = repo_root().join("tests/clients/segment_send.py");
     let status = Command::new("python3")
         .arg(script)
@@ -76,31 +162,27 @@ fn segments_python_client_delivers_every_event() {
         trib.log()
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM events WHERE source = 'web'"),
+        count("SELECT count(*) FROM events WHERE source = 'web'"),
         54
     );
     assert_eq!(
-        count(&app, "SELECT count(*) FROM events WHERE type = 'track'"),
+        count("SELECT count(*) FROM events WHERE type = 'track'"),
         50
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM events WHERE name = 'Order Completed'"
-        ),
+        count("SELECT count(*) FROM events WHERE name = 'Order Completed'"),
         25
     );
     for kind in ["identify", "page", "group", "alias"] {
         assert_eq!(
-            count(
-                &app,
-                &format!("SELECT count(*) FROM events WHERE type = '{kind}'")
-            ),
+            count(&format!(
+                "SELECT count(*) FROM events WHERE type = '{kind}'"
+            )),
             1,
             "{kind}"
         );
     }
-    assert_eq!(count(&app, "SELECT count(*) FROM dead_letters"), 0);
+    assert_eq!(count("SELECT count(*) FROM dead_letters"), 0);
 
     // The same counts through the query API.
     let api = |path: &str| -> serde_json::Value {

@@ -6,11 +6,14 @@
 
 mod app;
 mod build;
+mod compose;
 mod files_env;
 mod host_apis;
 mod ingest;
 mod manifests;
 mod outbound;
+mod pipeline;
+mod postgres;
 mod scaling;
 mod serving;
 mod support;

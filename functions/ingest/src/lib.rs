@@ -10,6 +10,7 @@
 //! `messageId` per source. Write keys come from the `write_keys` variable:
 //! `key=source` pairs separated by commas.
 
+pub mod chain;
 pub mod storage;
 pub mod validate;
 
@@ -20,6 +21,8 @@ use json_reply::{Reply, error, reply};
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
+
+use std::collections::HashMap;
 
 use crate::storage::DeadLetter;
 use crate::validate::{Invalid, MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, TYPES};
@@ -75,7 +78,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
     let source = authorize(key.as_deref()).await?;
     let received_ms = now_ms();
 
-    let (events, dead, rejected) = if kind == "batch" {
+    let (events, mut dead, mut rejected) = if kind == "batch" {
         let messages = payload
             .get("batch")
             .and_then(Value::as_array)
@@ -114,7 +117,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
                         "message": reason,
                     }));
                     dead.push(DeadLetter {
-                        code,
+                        code: code.to_owned(),
                         reason,
                         raw: message.to_string(),
                     });
@@ -128,14 +131,60 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         (vec![event], Vec::new(), Vec::new())
     };
 
-    let conn = storage::open().await.map_err(internal)?;
-    let stored = storage::store(&conn, &source, received_ms, &events, &dead)
+    // Where each event sits in the request, for the response.
+    let positions: HashMap<String, usize> = if kind == "batch" {
+        payload["batch"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, m)| Some((m.get("messageId")?.as_str()?.to_owned(), i)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let settings = chain::settings()
+        .await
+        .map_err(|e| internal(anyhow::anyhow!(e)))?;
+    let outcome = chain::run(events, &settings).map_err(|e| {
+        eprintln!("ingest: transform stage {} failed: {}", e.stage, e.message);
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "transform_failed",
+            format!("transform stage {} failed: {}", e.stage, e.message),
+        )
+    })?;
+    let single_refusal = (kind != "batch")
+        .then(|| outcome.refused.first())
+        .flatten()
+        .map(|r| (r.code.clone(), r.reason.clone()));
+    for r in outcome.refused {
+        rejected.push(json!({
+            "index": positions.get(&r.event.message_id),
+            "messageId": r.event.message_id,
+            "stage": r.stage,
+            "code": r.code,
+            "message": r.reason,
+        }));
+        dead.push(DeadLetter {
+            code: r.code,
+            reason: r.reason,
+            raw: r.event.raw,
+        });
+    }
+
+    let db = storage::open().await.map_err(internal)?;
+    let stored = storage::store(&db, &source, received_ms, &outcome.events, &dead)
         .await
         .map_err(internal)?;
-    let duplicates = events.len() as u64 - stored;
+    if let Some((code, reason)) = single_refusal {
+        // Kept as a dead letter; the client is told exactly why.
+        return Err(error(StatusCode::BAD_REQUEST, &code, reason));
+    }
+    let duplicates = outcome.events.len() as u64 - stored;
     Ok(reply(
         StatusCode::OK,
-        json!({"success": true, "stored": stored, "duplicates": duplicates, "rejected": rejected}),
+        json!({"success": true, "stored": stored, "duplicates": duplicates, "filtered": outcome.dropped, "rejected": rejected}),
     ))
 }
 

@@ -49,7 +49,9 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// `properties` (or `traits` for identify/group), as JSON text.
     pub properties: String,
-    /// The message as received.
+    /// `context`, as JSON text of an object (`{}` when absent).
+    pub context: String,
+    /// The message as received (as the transforms left it, once they ran).
     pub raw: String,
 }
 
@@ -137,6 +139,11 @@ pub fn check(
             ));
         }
     };
+    let context = match obj.get("context") {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(_) => return Err(Invalid::new("invalid_field", "context must be an object")),
+    };
     let timestamp_ms = corrected_timestamp(obj, sent_at, received_ms)?;
     Ok(Event {
         kind,
@@ -146,6 +153,7 @@ pub fn check(
         anonymous_id,
         timestamp_ms,
         properties,
+        context,
         raw,
     })
 }

@@ -18,11 +18,11 @@
 
 pub mod params;
 
+use event_store::{Db, Param};
 use json_reply::{Reply, error, reply};
 use serde_json::{Value as Json, json};
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
-use spin_sdk::sqlite::{Connection, Value};
 
 use crate::params::{BadParam, Params, property_path};
 
@@ -60,72 +60,62 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
     let p = Params::parse(req.uri().query().unwrap_or_default());
     let from = p.time("from", 0)?;
     let to = p.time("to", i64::MAX)?;
-    let conn = Connection::open_default().await.map_err(internal)?;
-    let db = Db { conn, source };
+    let db = Scope {
+        db: Db::open().await.map_err(internal)?,
+        source,
+    };
     let body = match endpoint.as_str() {
         "counts" => counts(&db, &p, from, to).await?,
         "aggregate" => aggregate(&db, &p, from, to).await?,
         "event-names" => {
             let rows = db
-                .rows("SELECT DISTINCT name FROM events WHERE source = ? AND type = 'track' ORDER BY name", vec![])
+                .rows("SELECT DISTINCT name FROM events WHERE source = ?1 AND type = 'track' ORDER BY name", vec![])
                 .await?;
             json!({"event_names": rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>()})
         }
         "property-keys" => {
-            let mut sql = "SELECT DISTINCT j.key FROM events, json_each(events.properties) AS j WHERE source = ?".to_owned();
+            let mut condition = "source = ?1".to_owned();
             let mut params = vec![];
             if let Some(event) = p.get("event") {
-                sql.push_str(" AND name = ?");
-                params.push(Value::Text(event.to_owned()));
+                condition.push_str(" AND name = ?2");
+                params.push(Param::Text(event.to_owned()));
             }
-            sql.push_str(" ORDER BY j.key");
-            let rows = db.rows(&sql, params).await?;
+            let rows = db.rows(&db.db.property_keys(&condition), params).await?;
             json!({"property_keys": rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>()})
         }
-        "events" => page(&db, &p, "SELECT id, message_id, type, name, user_id, anonymous_id, timestamp_ms, properties FROM events WHERE source = ? AND id < ? AND timestamp_ms >= ? AND timestamp_ms < ? ORDER BY id DESC LIMIT ?", Some((from, to))).await?,
-        "dead-letters" => page(&db, &p, "SELECT id, code, reason, received_at_ms, raw FROM dead_letters WHERE source = ? AND id < ? ORDER BY id DESC LIMIT ?", None).await?,
+        "events" => page(&db, &p, "SELECT id, message_id, type, name, user_id, anonymous_id, timestamp_ms, properties FROM events WHERE source = ?1 AND id < ?2 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 ORDER BY id DESC LIMIT ?5", Some((from, to))).await?,
+        "dead-letters" => page(&db, &p, "SELECT id, code, reason, received_at_ms, raw FROM dead_letters WHERE source = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3", None).await?,
         _ => return Err(error(StatusCode::NOT_FOUND, "not_found", format!("no endpoint /api/{endpoint}"))),
     };
     Ok(reply(StatusCode::OK, body))
 }
 
-/// The connection and the source the token may read.
-struct Db {
-    conn: Connection,
+/// The store and the source the token may read.
+struct Scope {
+    db: Db,
     source: String,
 }
 
-impl Db {
-    /// Rows as JSON values; the source is always the first parameter.
-    async fn rows(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Json>>, Reply> {
-        let mut all = vec![Value::Text(self.source.clone())];
+impl Scope {
+    /// Rows as JSON values; the source is always parameter `?1`.
+    async fn rows(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Vec<Json>>, Reply> {
+        let mut all = vec![Param::Text(self.source.clone())];
         all.extend(params);
-        let result = self.conn.execute(sql, all).await.map_err(internal)?;
-        let rows = result.collect().await.map_err(internal)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| row.values.iter().map(to_json).collect())
-            .collect())
+        self.db.rows(sql, all).await.map_err(internal)
     }
 }
 
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Integer(i) => json!(i),
-        Value::Real(f) => json!(f),
-        Value::Text(s) => json!(s),
-        Value::Blob(_) => Json::Null,
-        Value::Null => Json::Null,
-    }
-}
-
-/// Fails with `400` unless some event of the source has `path`.
-async fn known_property(db: &Db, path: &str) -> Result<String, Reply> {
-    let json_path = property_path(path)?;
+/// Fails with `400` unless some event of the source has `path`; returns
+/// the path as the parameter the store binds.
+async fn known_property(db: &Scope, path: &str) -> Result<Param, Reply> {
+    let path_param = db.db.path_param(&property_path(path)?);
     let found = db
         .rows(
-            "SELECT 1 FROM events WHERE source = ? AND json_extract(properties, ?) IS NOT NULL LIMIT 1",
-            vec![Value::Text(json_path.clone())],
+            &format!(
+                "SELECT 1 FROM events WHERE source = ?1 AND {} IS NOT NULL LIMIT 1",
+                db.db.json_value(2)
+            ),
+            vec![path_param.clone()],
         )
         .await?;
     if found.is_empty() {
@@ -135,24 +125,20 @@ async fn known_property(db: &Db, path: &str) -> Result<String, Reply> {
             format!("no event has the property {path:?}"),
         ));
     }
-    Ok(json_path)
+    Ok(path_param)
 }
 
-async fn counts(db: &Db, p: &Params, from: i64, to: i64) -> Result<Json, Reply> {
+async fn counts(db: &Scope, p: &Params, from: i64, to: i64) -> Result<Json, Reply> {
     let bucket = p.bucket()?;
     // `?1` is the source (bound by `rows`); the rest are numbered by position.
-    let mut params = vec![
-        Value::Integer(bucket),
-        Value::Integer(from),
-        Value::Integer(to),
-    ];
+    let mut params = vec![Param::Int(bucket), Param::Int(from), Param::Int(to)];
     let group = match p.get("group_by") {
-        None | Some("") => "NULL".to_owned(),
+        None | Some("") => "CAST(NULL AS TEXT)".to_owned(),
         Some("event") => "name".to_owned(),
         Some(other) => match other.strip_prefix("property:") {
             Some(path) => {
-                params.push(Value::Text(known_property(db, path).await?));
-                format!("json_extract(properties, ?{})", params.len() + 1)
+                params.push(known_property(db, path).await?);
+                db.db.json_value(params.len() + 1)
             }
             None => {
                 return Err(
@@ -166,7 +152,7 @@ async fn counts(db: &Db, p: &Params, from: i64, to: i64) -> Result<Json, Reply> 
          FROM events WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4"
     );
     if let Some(event) = p.get("event") {
-        params.push(Value::Text(event.to_owned()));
+        params.push(Param::Text(event.to_owned()));
         sql.push_str(&format!(" AND name = ?{}", params.len() + 1));
     }
     sql.push_str(" GROUP BY bucket, grp ORDER BY bucket, grp");
@@ -178,24 +164,21 @@ async fn counts(db: &Db, p: &Params, from: i64, to: i64) -> Result<Json, Reply> 
     Ok(json!({"bucket_ms": bucket, "buckets": buckets}))
 }
 
-async fn aggregate(db: &Db, p: &Params, from: i64, to: i64) -> Result<Json, Reply> {
+async fn aggregate(db: &Scope, p: &Params, from: i64, to: i64) -> Result<Json, Reply> {
     let path = p
         .get("property")
         .ok_or_else(|| BadParam("property is required".into()))?;
-    let json_path = known_property(db, path).await?;
+    let path_param = known_property(db, path).await?;
     // `?1` source, `?2` path, `?3`/`?4` the window, `?5` the event.
-    let mut sql = "SELECT CAST(json_extract(properties, ?2) AS REAL) AS v FROM events
-         WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4
-         AND json_type(properties, ?2) IN ('integer', 'real')"
-        .to_owned();
-    let mut params = vec![
-        Value::Text(json_path),
-        Value::Integer(from),
-        Value::Integer(to),
-    ];
+    let (value, is_number) = db.db.json_number(2);
+    let mut sql = format!(
+        "SELECT {value} AS v FROM events
+         WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 AND {is_number}"
+    );
+    let mut params = vec![path_param, Param::Int(from), Param::Int(to)];
     if let Some(event) = p.get("event") {
         sql.push_str(" AND name = ?5");
-        params.push(Value::Text(event.to_owned()));
+        params.push(Param::Text(event.to_owned()));
     }
     sql.push_str(" ORDER BY v");
     let values: Vec<f64> = db
@@ -218,7 +201,12 @@ async fn aggregate(db: &Db, p: &Params, from: i64, to: i64) -> Result<Json, Repl
 }
 
 /// A page of rows by descending id; `cursor` is the last id seen.
-async fn page(db: &Db, p: &Params, sql: &str, window: Option<(i64, i64)>) -> Result<Json, Reply> {
+async fn page(
+    db: &Scope,
+    p: &Params,
+    sql: &str,
+    window: Option<(i64, i64)>,
+) -> Result<Json, Reply> {
     let limit = p.limit("limit", 100, 1000)?;
     let cursor = match p.get("cursor") {
         None | Some("") => i64::MAX,
@@ -226,12 +214,12 @@ async fn page(db: &Db, p: &Params, sql: &str, window: Option<(i64, i64)>) -> Res
             .parse()
             .map_err(|_| BadParam("cursor must be a number from next_cursor".into()))?,
     };
-    let mut params = vec![Value::Integer(cursor)];
+    let mut params = vec![Param::Int(cursor)];
     if let Some((from, to)) = window {
-        params.push(Value::Integer(from));
-        params.push(Value::Integer(to));
+        params.push(Param::Int(from));
+        params.push(Param::Int(to));
     }
-    params.push(Value::Integer(limit));
+    params.push(Param::Int(limit));
     let rows = db.rows(sql, params).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r[0].clone()))

@@ -65,9 +65,10 @@ impl Params {
     }
 }
 
-/// The JSON path `$.a.b` for a property path `a.b`, if it is well formed:
-/// dot-separated names of letters, digits, `_` and `-`.
-pub fn property_path(path: &str) -> Result<String, BadParam> {
+/// The names of a property path `a.b`, if it is well formed: dot-separated
+/// names of letters, digits, `_` and `-` (so no name needs quoting in any
+/// dialect's JSON path).
+pub fn property_path(path: &str) -> Result<Vec<String>, BadParam> {
     let ok = !path.is_empty()
         && path.len() <= 200
         && path.split('.').all(|part| {
@@ -81,13 +82,7 @@ pub fn property_path(path: &str) -> Result<String, BadParam> {
             "property path {path:?} must be dot-separated names of letters, digits, '_' and '-'"
         )));
     }
-    Ok(format!(
-        "$.{}",
-        path.split('.')
-            .map(|p| format!("\"{p}\""))
-            .collect::<Vec<_>>()
-            .join(".")
-    ))
+    Ok(path.split('.').map(str::to_owned).collect())
 }
 
 fn decode(v: &str) -> String {
@@ -129,10 +124,10 @@ mod tests {
 
     #[test]
     fn property_paths_cannot_inject() {
-        assert_eq!(property_path("amount"), Ok("$.\"amount\"".into()));
+        assert_eq!(property_path("amount"), Ok(vec!["amount".to_owned()]));
         assert_eq!(
             property_path("cart.total"),
-            Ok("$.\"cart\".\"total\"".into())
+            Ok(vec!["cart".to_owned(), "total".to_owned()])
         );
         for bad in [
             "",

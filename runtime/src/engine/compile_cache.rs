@@ -48,6 +48,12 @@ impl CompileCache {
             .map(|d| d.join("tributary").join("components"))
     }
 
+    /// The cache directory, if caching is on; other load-time caches (see
+    /// [`super::compose`]) keep their entries under it.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     /// Components loaded from the cache so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)

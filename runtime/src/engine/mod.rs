@@ -1,13 +1,15 @@
 //! The shared Wasmtime engine and how components get into it.
 //!
 //! One [`wasmtime::Engine`] serves the whole app. Components are compiled once
-//! (or loaded from the on-disk cache in [`compile_cache`]), core modules are
-//! turned into components first ([`componentize`]), and each request then only
-//! pays for a new `Store` and an instantiation from a pre-linked
+//! (or loaded from the on-disk cache in [`compile_cache`]); core modules are
+//! turned into components first ([`componentize`]), components with
+//! dependencies are composed with them ([`compose`]), and each request then
+//! only pays for a new `Store` and an instantiation from a pre-linked
 //! `InstancePre`.
 
 pub mod compile_cache;
 pub mod componentize;
+pub mod compose;
 
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};

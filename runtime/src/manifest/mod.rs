@@ -71,6 +71,65 @@ pub struct Component {
     pub variables: IndexMap<String, String>,
     /// How `trib build` builds this component.
     pub build: Option<BuildConfig>,
+    /// `[component.NAME.dependencies]`: components composed into this one at
+    /// load time, in manifest order.
+    pub dependencies: Vec<Dependency>,
+    /// `dependencies_inherit_configuration`: whether dependencies may use the
+    /// component's host capabilities (network, stores, variables...).
+    pub dependencies_inherit_configuration: bool,
+}
+
+/// One entry of `[component.NAME.dependencies]`: a local component that
+/// satisfies the imports its key matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The key, parsed.
+    pub name: DependencyName,
+    /// Absolute path of the dependency's Wasm file (`path`).
+    pub source: PathBuf,
+    /// `export`: the dependency's export that satisfies the import; `None`
+    /// means the export named like the import.
+    pub export: Option<String>,
+}
+
+/// The key of a dependency: which imports of the component it satisfies
+/// (Spin's `DependencyName`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyName {
+    /// `foo-bar`: matches the plain-named import `foo-bar` only.
+    Plain(String),
+    /// `ns:pkg[/iface][@version]`: every import of the package, or of one
+    /// interface, at any version or at exactly `version`.
+    Package {
+        /// `ns:pkg`.
+        package: String,
+        /// `iface`, when the key names one interface.
+        interface: Option<String>,
+        /// The version, when the key gives one.
+        version: Option<semver::Version>,
+    },
+}
+
+impl std::fmt::Display for DependencyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(name) => f.write_str(name),
+            Self::Package {
+                package,
+                interface,
+                version,
+            } => {
+                f.write_str(package)?;
+                if let Some(interface) = interface {
+                    write!(f, "/{interface}")?;
+                }
+                if let Some(version) = version {
+                    write!(f, "@{version}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// An entry of a component's `files`.

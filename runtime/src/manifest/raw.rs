@@ -177,8 +177,10 @@ pub struct RawComponent {
     pub build: Option<RawBuild>,
     #[serde(default)]
     pub dependencies_inherit_configuration: bool,
+    /// Keys and values are checked in `validate`, where each can be given a
+    /// precise message (registry, URL and local forms).
     #[serde(default)]
-    pub dependencies: Option<toml::Table>,
+    pub dependencies: IndexMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     pub tool: Option<toml::Table>,
 }

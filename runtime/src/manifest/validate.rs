@@ -10,7 +10,8 @@ use super::raw::{
     RawTriggerComponent,
 };
 use super::{
-    App, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, ManifestError, Variable,
+    App, BuildConfig, Component, Dependency, DependencyName, FileMount, HttpRoute, HttpTrigger,
+    ManifestError, Variable,
 };
 use crate::config_file::Locator;
 
@@ -423,13 +424,7 @@ fn component(
             "is Spin 1 syntax: use allowed_outbound_hosts = [\"https://example.com\"] instead",
         ));
     }
-    if raw.dependencies.is_some() {
-        return Err(loc.error(
-            raw.source.span().start,
-            field("dependencies"),
-            "component dependencies are not supported yet",
-        ));
-    }
+    let dependencies = dependencies(loc, root, id, raw)?;
     let mut files = Vec::new();
     for mount in &raw.files {
         files.push(match mount.get_ref() {
@@ -501,7 +496,247 @@ fn component(
         sqlite_databases,
         variables: component_variables,
         build: raw.build.as_ref().map(|b| build(root, b)),
+        dependencies,
+        dependencies_inherit_configuration: raw.dependencies_inherit_configuration,
     })
+}
+
+/// `[component.ID.dependencies]`, checked as Spin checks it
+/// (`ComponentDependencies::validate`): keys must be plain kebab names or
+/// `ns:pkg[/iface][@version]`; only local `{ path, export }` values are
+/// supported; `export` needs a key that names one interface (or a plain
+/// key); and two keys of one package must differ in interface or in
+/// (semver-compatible) version.
+fn dependencies(
+    loc: &Locator<'_>,
+    root: &Path,
+    id: &str,
+    raw: &RawComponent,
+) -> Result<Vec<Dependency>, ManifestError> {
+    let mut out: Vec<Dependency> = Vec::new();
+    for (key, value) in &raw.dependencies {
+        let field = format!("component.{id}.dependencies.{:?}", key.get_ref());
+        let at = key.span().start;
+        let name = dependency_name(key.get_ref()).map_err(|m| loc.error(at, &field, m))?;
+        let value_at = value.span().start;
+        let table = match value.get_ref() {
+            toml::Value::String(version) => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    format!(
+                        "registry dependencies are not supported yet ({version:?} asks a registry for a version): give path = \"...\" to the dependency's .wasm file instead, e.g. {{ path = \"deps/{}.wasm\" }}",
+                        file_stem_hint(&name)
+                    ),
+                ));
+            }
+            toml::Value::Table(table) => table,
+            other => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    format!(
+                        "expected {{ path = \"dep.wasm\" }} (optionally with export = \"ns:pkg/iface@version\"), found a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        if table.contains_key("version")
+            || table.contains_key("registry")
+            || table.contains_key("package")
+        {
+            return Err(loc.error(
+                value_at,
+                field,
+                format!(
+                    "registry dependencies are not supported yet: give path = \"...\" to the dependency's .wasm file instead, e.g. {{ path = \"deps/{}.wasm\" }}",
+                    file_stem_hint(&name)
+                ),
+            ));
+        }
+        if table.contains_key("url") || table.contains_key("digest") {
+            return Err(loc.error(
+                value_at,
+                field,
+                "dependencies from a URL are not supported yet: download the .wasm file, check its digest, and give its local path with path = \"...\"",
+            ));
+        }
+        if let Some(unknown) = table.keys().find(|k| *k != "path" && *k != "export") {
+            return Err(loc.error(
+                value_at,
+                field,
+                format!("unknown field `{unknown}`, expected `path` or `export`"),
+            ));
+        }
+        let path = match table.get("path") {
+            Some(toml::Value::String(p)) if !p.trim().is_empty() => root.join(p),
+            Some(toml::Value::String(_)) => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    "`path` must not be empty (give the path of the dependency's .wasm file)",
+                ));
+            }
+            Some(other) => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    format!(
+                        "`path` must be a string (the dependency's .wasm file), found a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+            None => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    "missing `path`: give the dependency's .wasm file, e.g. { path = \"deps/dep.wasm\" }",
+                ));
+            }
+        };
+        let export = match table.get("export") {
+            None => None,
+            Some(toml::Value::String(e)) if !e.trim().is_empty() => Some(e.clone()),
+            Some(_) => {
+                return Err(loc.error(
+                    value_at,
+                    field,
+                    "`export` must be the non-empty name of one of the dependency's exports, e.g. \"ns:pkg/iface@0.1.0\"",
+                ));
+            }
+        };
+        if export.is_some()
+            && let DependencyName::Package {
+                interface: None, ..
+            } = &name
+        {
+            return Err(loc.error(
+                value_at,
+                field,
+                "`export` is not allowed on a whole-package dependency (as in Spin): name one interface in the key (e.g. \"ns:pkg/iface@0.1.0\") or remove `export`",
+            ));
+        }
+        for earlier in &out {
+            if let Some(why) = conflict(&earlier.name, &name) {
+                return Err(loc.error(
+                    at,
+                    field,
+                    format!("conflicts with dependency \"{}\": {why}", earlier.name),
+                ));
+            }
+        }
+        out.push(Dependency {
+            name,
+            source: path,
+            export,
+        });
+    }
+    Ok(out)
+}
+
+/// A file-name hint for the fix in an error message.
+fn file_stem_hint(name: &DependencyName) -> String {
+    match name {
+        DependencyName::Plain(n) => n.clone(),
+        DependencyName::Package {
+            package, interface, ..
+        } => interface
+            .clone()
+            .unwrap_or_else(|| package.replace(':', "-")),
+    }
+}
+
+/// Parses a dependency key as Spin's `DependencyName::from_str` does.
+fn dependency_name(key: &str) -> Result<DependencyName, String> {
+    const FORMS: &str = "use a kebab-case name (\"my-dep\") or a package name: \"ns:pkg\", \"ns:pkg@1.0.0\", \"ns:pkg/iface\" or \"ns:pkg/iface@1.0.0\"";
+    if !key.contains([':', '/']) {
+        return if is_kebab(key) {
+            Ok(DependencyName::Plain(key.to_owned()))
+        } else {
+            Err(format!("{key:?} is not a valid dependency name: {FORMS}"))
+        };
+    }
+    let (name, version) = match key.split_once('@') {
+        Some((name, version)) => match semver::Version::parse(version) {
+            Ok(v) => (name, Some(v)),
+            Err(e) => {
+                return Err(format!(
+                    "{version:?} in {key:?} is not a semantic version ({e}): {FORMS}"
+                ));
+            }
+        },
+        None => (key, None),
+    };
+    let (package, interface) = match name.split_once('/') {
+        Some((package, interface)) => (package, Some(interface)),
+        None => (name, None),
+    };
+    let package_ok = package
+        .split_once(':')
+        .is_some_and(|(ns, pkg)| is_kebab(ns) && is_kebab(pkg));
+    if !package_ok || interface.is_some_and(|i| !is_kebab(i)) {
+        return Err(format!("{key:?} is not a valid dependency name: {FORMS}"));
+    }
+    Ok(DependencyName::Package {
+        package: package.to_owned(),
+        interface: interface.map(str::to_owned),
+        version,
+    })
+}
+
+/// Why two dependency keys would satisfy the same import (Spin's
+/// `check_disjoint`), or `None` when they are disjoint.
+fn conflict(a: &DependencyName, b: &DependencyName) -> Option<&'static str> {
+    let (
+        DependencyName::Package {
+            package: pa,
+            interface: ia,
+            version: va,
+        },
+        DependencyName::Package {
+            package: pb,
+            interface: ib,
+            version: vb,
+        },
+    ) = (a, b)
+    else {
+        return None;
+    };
+    if pa != pb {
+        return None;
+    }
+    if let (Some(va), Some(vb)) = (va, vb)
+        && compatible_version(va) != compatible_version(vb)
+    {
+        return None;
+    }
+    if let (Some(ia), Some(ib)) = (ia, ib)
+        && ia != ib
+    {
+        return None;
+    }
+    Some(
+        "two keys of the same package must name different interfaces or incompatible versions (remove one, or name the interface in each key)",
+    )
+}
+
+/// `version` reduced to what semver treats as compatible with it (Spin's
+/// `normalize_compatible_version`).
+fn compatible_version(version: &semver::Version) -> semver::Version {
+    let mut v = version.clone();
+    v.build = semver::BuildMetadata::EMPTY;
+    if v.pre != semver::Prerelease::EMPTY {
+        return v;
+    }
+    if v.major > 0 {
+        v.minor = 0;
+        v.patch = 0;
+    } else if v.minor > 0 {
+        v.patch = 0;
+    }
+    v
 }
 
 /// Checks that every `{{ name }}` in `template` is well formed and names an
@@ -550,5 +785,55 @@ fn build(root: &Path, raw: &RawBuild) -> BuildConfig {
             .as_ref()
             .map_or_else(|| root.to_owned(), |w| root.join(w)),
         environment: raw.environment.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(key: &str) -> DependencyName {
+        dependency_name(key).unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    #[test]
+    fn dependency_keys_parse_as_in_spin() {
+        for key in [
+            "foo-bar",
+            "ns:pkg",
+            "ns:pkg@0.1.0",
+            "ns:pkg/iface",
+            "ns:pkg/iface@0.1.0",
+            "tributary:pipeline/stage1@0.1.0",
+        ] {
+            assert_eq!(parsed(key).to_string(), key);
+        }
+        assert!(matches!(parsed("foo-bar"), DependencyName::Plain(_)));
+        for bad in [
+            "Foo",
+            "ns:pkg/iface@one",
+            "ns:pkg/",
+            "nspkg/iface",
+            "ns:Pkg",
+            "a:b:c/d",
+        ] {
+            assert!(dependency_name(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn keys_of_one_package_must_be_disjoint() {
+        let conflicts = |a: &str, b: &str| conflict(&parsed(a), &parsed(b)).is_some();
+        // Different interfaces, incompatible versions, other packages: fine.
+        assert!(!conflicts("ns:pkg/a@0.1.0", "ns:pkg/b@0.1.0"));
+        assert!(!conflicts("ns:pkg@0.1.0", "ns:pkg@0.2.0"));
+        assert!(!conflicts("ns:pkg@1.0.0", "ns:pkg@2.0.0"));
+        assert!(!conflicts("ns:pkg", "ns:other"));
+        assert!(!conflicts("foo", "ns:pkg"));
+        // Overlapping: the whole package and one of its interfaces, or
+        // semver-compatible versions of the same interface.
+        assert!(conflicts("ns:pkg", "ns:pkg/a"));
+        assert!(conflicts("ns:pkg/a@0.1.0", "ns:pkg/a@0.1.1"));
+        assert!(conflicts("ns:pkg@1.0.0", "ns:pkg@1.2.0"));
     }
 }

@@ -94,6 +94,9 @@ macro_rules! generation_conversions {
 pub mod key_value;
 mod p2_impl;
 mod p3_impl;
+pub mod postgres;
+mod postgres_impl;
+mod postgres_values;
 pub mod sqlite;
 mod wasi_keyvalue;
 
@@ -129,6 +132,8 @@ pub mod p3 {
         with: {
             "spin:key-value/key-value.store": crate::spin_apis::key_value::StoreHandle,
             "spin:sqlite/sqlite.connection": crate::spin_apis::sqlite::Connection,
+            "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
+            "spin:postgres/postgres.connection-builder": crate::spin_apis::postgres::Builder,
         },
     });
 }
@@ -142,6 +147,8 @@ pub struct SpinCtx {
     pub key_value: key_value::KeyValueAccess,
     /// SQLite databases the component may open.
     pub sqlite: sqlite::SqliteAccess,
+    /// PostgreSQL servers the component may reach.
+    pub postgres: postgres::PostgresAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.

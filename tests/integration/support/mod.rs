@@ -90,6 +90,18 @@ pub fn functions() -> &'static Path {
                 "wasm32-wasip2",
                 "-p",
                 "ingest",
+                "-p",
+                "query",
+                "-p",
+                "transform-redact",
+                "-p",
+                "transform-enrich",
+                "-p",
+                "transform-filter",
+                "-p",
+                "transform-validate",
+                "-p",
+                "transform-trap",
             ])
             .current_dir(&dir)
             .env_remove("RUSTFLAGS")
@@ -345,4 +357,23 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client")
+}
+
+/// Whether the backend server at `addr` (a loopback `host:port`) answers.
+/// Under `CI=true` a missing server fails the test instead: CI machines
+/// have every backend, so a skip there would hide a broken setup.
+pub fn backend_available(name: &str, addr: &str) -> bool {
+    let reachable = addr
+        .parse()
+        .ok()
+        .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok())
+        .is_some();
+    if !reachable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not running on {addr}, and CI=true requires it"
+        );
+        eprintln!("skipping: {name} is not running on {addr}");
+    }
+    reachable
 }

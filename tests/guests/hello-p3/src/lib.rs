@@ -48,6 +48,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             })
         }
         "sql" => sql(req).await,
+        "pg" => postgres(req).await,
         // Reads the guest file `?path=` (from the component's `files`).
         "file" => {
             let path = query(&req, "path").unwrap_or_default();
@@ -171,6 +172,91 @@ async fn sql(req: Request) -> anyhow::Result<Response<BoxBody>> {
     }
     let changes = conn.changes().await;
     out.push_str(&format!("\nchanges={changes} rowid={}", conn.last_insert_rowid().await));
+    Ok(text(out))
+}
+
+/// `POST pg?address=URL&op=query|execute`: the body's first line is a
+/// statement, each further line a typed parameter (`bool:true`, `i16:`,
+/// `i32:`, `i64:`, `f64:`, `str:`, `bin:hex`, `json:`, `dec:`, `uuid:`,
+/// `date:y-m-d`, `ts:unix-seconds`, `dt:y-m-d h:m:s`, `ai64:1,,3`,
+/// `astr:a,,b`, `null`). The answer is `name:type` per column, then one
+/// line per row of `Debug`-printed values; `execute` answers `rows=N`.
+async fn postgres(req: Request) -> anyhow::Result<Response<BoxBody>> {
+    use http_body_util::BodyExt;
+    use spin_sdk::pg::{Connection, ParameterValue as P};
+    let address = query(&req, "address")
+        .unwrap_or_default()
+        .replace("%3F", "?")
+        .replace("%3D", "=");
+    let op = query(&req, "op").unwrap_or_else(|| "query".into());
+    let body = req.into_body().collect().await?.to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default().to_owned();
+    let list = |v: &str| -> Vec<Option<String>> {
+        v.split(',').map(|x| (!x.is_empty()).then(|| x.to_owned())).collect()
+    };
+    let num = |v: &str| v.parse::<i64>().unwrap_or_default();
+    let params: Vec<P> = lines
+        .map(|l| match l.split_once(':') {
+            Some(("bool", v)) => P::Boolean(v == "true"),
+            Some(("i16", v)) => P::Int16(num(v) as i16),
+            Some(("i32", v)) => P::Int32(num(v) as i32),
+            Some(("i64", v)) => P::Int64(num(v)),
+            Some(("f64", v)) => P::Floating64(v.parse().unwrap_or_default()),
+            Some(("str", v)) => P::Str(v.to_owned()),
+            Some(("bin", v)) => P::Binary(
+                (0..v.len() / 2)
+                    .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
+                    .collect(),
+            ),
+            Some(("json", v)) => P::Jsonb(v.as_bytes().to_vec()),
+            Some(("dec", v)) => P::Decimal(v.to_owned()),
+            Some(("uuid", v)) => P::Uuid(v.to_owned()),
+            Some(("ts", v)) => P::Timestamp(num(v)),
+            Some(("date", v)) => {
+                let p: Vec<i64> = v.split('-').map(num).collect();
+                P::Date((p[0] as i32, p[1] as u8, p[2] as u8))
+            }
+            Some(("dt", v)) => {
+                let p: Vec<i64> = v.split(['-', ' ', ':']).map(num).collect();
+                P::Datetime((p[0] as i32, p[1] as u8, p[2] as u8, p[3] as u8, p[4] as u8, p[5] as u8, 0))
+            }
+            Some(("ai64", v)) => P::ArrayInt64(list(v).iter().map(|x| x.as_deref().map(num)).collect()),
+            Some(("astr", v)) => P::ArrayStr(list(v)),
+            _ => P::DbNull,
+        })
+        .collect();
+    let conn = match Connection::open(address).await {
+        Ok(conn) => conn,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    if op == "execute" {
+        return Ok(match conn.execute(statement, params).await {
+            Ok(n) => text(format!("rows={n}")),
+            Err(e) => failure(format!("{e:?}")),
+        });
+    }
+    let result = match conn.query(statement, params).await {
+        Ok(result) => result,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    let columns: Vec<String> = result
+        .columns()
+        .iter()
+        .map(|c| format!("{}:{:?}", c.name, c.data_type))
+        .collect();
+    let width = columns.len();
+    let mut out = columns.join("|");
+    let rows = match result.collect().await {
+        Ok(rows) => rows,
+        Err(e) => return Ok(failure(format!("{e:?}"))),
+    };
+    for row in rows {
+        let cells: Vec<String> = (0..width).map(|i| format!("{:?}", row[i])).collect();
+        out.push('\n');
+        out.push_str(&cells.join("|"));
+    }
     Ok(text(out))
 }
 

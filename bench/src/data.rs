@@ -1,0 +1,888 @@
+//! The data app's scenarios: ingest throughput (`POST /v1/batch`) and query
+//! latency (`GET /api/counts`) through `trib` running the real `spin.toml`,
+//! each beside the same SQLite work done natively with rusqlite.
+//!
+//! The native side never creates a schema of its own: the ingest function
+//! migrates a fresh database (one empty batch), and the native runs use
+//! that database (tables, indexes and `schema_migrations` rows exactly as
+//! the function made them) with the functions' own statements.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::peers::{self, Server, Tools};
+
+/// The source the default write key and read token belong to.
+const SOURCE: &str = "dev";
+/// `spin.toml`'s default write key (for source `dev`).
+const WRITE_KEY: &str = "dev-write-key";
+/// `spin.toml`'s default read token (for source `dev`).
+const READ_TOKEN: &str = "dev-read-token";
+
+/// The ingest function's insert (`storage::store`), verbatim. (Its
+/// `ON CONFLICT (source, message_id) DO NOTHING` form is the same
+/// statement to SQLite.)
+const INSERT_SQL: &str = "INSERT OR IGNORE INTO events (source, message_id, type, name, user_id, anonymous_id, timestamp_ms, received_at_ms, properties, raw)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The query function's `counts` statement without `group_by` or `event`
+/// (`?1` source, `?2` bucket width, `?3`/`?4` the window), verbatim.
+const COUNTS_SQL: &str = "SELECT (timestamp_ms / ?2) * ?2 AS bucket, NULL AS grp, count(*), count(DISTINCT COALESCE(user_id, anonymous_id))
+         FROM events WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 GROUP BY bucket, grp ORDER BY bucket, grp";
+
+/// 2026-01-01T00:00:00Z in milliseconds: every generated event falls in
+/// the [`DAYS`] days after it.
+const START_MS: i64 = 1_767_225_600_000;
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Days the generated timestamps span.
+const DAYS: i64 = 30;
+/// Distinct users in the generated events.
+const USERS: u64 = 500;
+/// The generated event names.
+const EVENT_NAMES: [&str; 20] = [
+    "page_viewed",
+    "signed_up",
+    "logged_in",
+    "logged_out",
+    "product_viewed",
+    "product_added",
+    "product_removed",
+    "cart_viewed",
+    "checkout_started",
+    "checkout_completed",
+    "payment_failed",
+    "search_performed",
+    "filter_applied",
+    "video_played",
+    "video_paused",
+    "file_uploaded",
+    "file_downloaded",
+    "invite_sent",
+    "settings_changed",
+    "subscription_renewed",
+];
+const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
+
+/// Rows per transaction when seeding the query database.
+const SEED_TRANSACTION: u64 = 100_000;
+/// Unanswered requests in a row after which an ingest client gives up.
+const MAX_CONSECUTIVE_ERRORS: u32 = 10;
+
+/// How the ingest scenario loads the app.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    /// Concurrent HTTP clients, one keep-alive connection each.
+    pub clients: usize,
+    /// Events per `POST /v1/batch`.
+    pub batch: usize,
+    /// Wall-clock bound of each run (trib, then native).
+    pub duration: Duration,
+    /// Event bound of each run.
+    pub max_events: u64,
+}
+
+/// Ingest throughput through `trib` and natively.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ingest {
+    /// Concurrent HTTP clients.
+    pub clients: usize,
+    /// Events per batch (and per transaction natively).
+    pub batch_size: usize,
+    /// Wall-clock length of the trib run, seconds.
+    pub seconds: f64,
+    /// Events acknowledged as stored (checked against the database).
+    pub events: u64,
+    /// `events / seconds`.
+    pub events_per_sec: f64,
+    /// Median time of one batch request, milliseconds.
+    pub batch_p50_ms: f64,
+    /// 99th percentile time of one batch request, milliseconds.
+    pub batch_p99_ms: f64,
+    /// Requests that failed or did not store their whole batch.
+    pub errors: u64,
+    /// Events the native loop inserted.
+    pub native_events: u64,
+    /// Native events per second of SQLite time (transactions only).
+    pub native_events_per_sec: f64,
+    /// `events_per_sec / native_events_per_sec`.
+    pub wasm_over_native: f64,
+    /// Native events per second of SQLite time with `journal_mode=WAL` and
+    /// `synchronous=NORMAL` (not trib's settings): the storage headroom.
+    pub native_wal_events_per_sec: f64,
+}
+
+/// Latency of one request kind, milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+}
+
+/// One `GET /api/counts` window, through `trib` and natively.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryCase {
+    /// Which window, e.g. `30 days`.
+    pub window: String,
+    /// The request path and query.
+    pub path: String,
+    /// Events in the window.
+    pub events: u64,
+    /// Hour buckets in the answer.
+    pub buckets: u64,
+    /// Timed sequential requests (after warm-ups).
+    pub requests: usize,
+    /// Through `trib` and the query function, one keep-alive connection.
+    pub trib: Latency,
+    /// The same statement in rusqlite (fresh connection each, as trib).
+    pub native: Latency,
+}
+
+/// Query latency over a seeded database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Query {
+    /// Events seeded for source `dev`.
+    pub events: u64,
+    /// Time to seed them natively, seconds.
+    pub seed_seconds: f64,
+    /// Size of the database file, MiB.
+    pub database_mib: f64,
+    /// One entry per window.
+    pub cases: Vec<QueryCase>,
+}
+
+/// A copy of the data app in a temporary directory: the repository's
+/// `spin.toml` beside a `functions` link to the built components, so its
+/// `.spin/` (and SQLite database) starts empty.
+struct DataApp {
+    dir: tempfile::TempDir,
+}
+
+impl DataApp {
+    fn new(root: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a temporary app directory")?;
+        let manifest = root.join("spin.toml");
+        std::fs::copy(&manifest, dir.path().join("spin.toml"))
+            .with_context(|| format!("cannot copy {}", manifest.display()))?;
+        std::os::unix::fs::symlink(root.join("functions"), dir.path().join("functions"))
+            .context("cannot link functions/ into the app copy")?;
+        Ok(Self { dir })
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("spin.toml")
+    }
+
+    /// Where `trib` keeps the `default` database (`runtime/src/app.rs`).
+    fn database(&self) -> PathBuf {
+        self.dir.path().join(".spin/sqlite_db.db")
+    }
+
+    /// Starts `trib up` on the copy, with the manifest's default keys.
+    fn start(&self, tools: &Tools, cache: &Path) -> anyhow::Result<Server> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", peers::free_port()?).parse()?;
+        let mut c = Command::new(&tools.trib);
+        c.arg("up")
+            .arg("-f")
+            .arg(self.manifest())
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--cache-dir")
+            .arg(cache)
+            .current_dir(self.dir.path())
+            .env("TRIB_LOG", "warn")
+            .env_remove("SPIN_VARIABLE_WRITE_KEYS")
+            .env_remove("SPIN_VARIABLE_READ_TOKENS");
+        peers::start(c, addr, "/.well-known/spin/health")
+            .context("cannot start trib on the data app")
+    }
+}
+
+/// Ingest throughput: `clients` connections posting batches through
+/// `trib`, then the same inserts natively.
+pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
+    if options.clients == 0 || options.batch == 0 {
+        bail!("ingest needs at least one client and one event per batch");
+    }
+    let cache = tempfile::tempdir()?;
+    let max_batches = options.max_events.div_ceil(options.batch as u64).max(1);
+
+    let app = DataApp::new(&tools.root)?;
+    let server = app.start(tools, cache.path())?;
+    let runtime = runtime()?;
+    let auth = basic_auth(WRITE_KEY)?;
+    // Loads the component and lets it migrate the database before timing.
+    runtime
+        .block_on(post_empty_batch(server.addr, &auth))
+        .context("ingest warm-up")?;
+    // The native run starts from a copy of that schema-only database.
+    let native_dir = tempfile::tempdir()?;
+    let native_db = native_dir.path().join("native.db");
+    copy_database(&app.database(), &native_db)?;
+    let native_wal_db = native_dir.path().join("native-wal.db");
+    copy_database(&app.database(), &native_wal_db)?;
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let stats = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..options.clients {
+            tasks.push(tokio::spawn(ingest_client(
+                server.addr,
+                auth.clone(),
+                next.clone(),
+                max_batches,
+                options.batch,
+                deadline,
+            )));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.push(task.await.context("an ingest client panicked")??);
+        }
+        anyhow::Ok(all)
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(server);
+
+    let events: u64 = stats.iter().map(|s| s.events).sum();
+    let errors: u64 = stats.iter().map(|s| s.errors).sum();
+    if let Some(first) = stats.iter().find_map(|s| s.first_error.as_deref()) {
+        eprintln!("ingest: {errors} failed requests; the first: {first}");
+    }
+    if events == 0 {
+        bail!("ingest stored no events");
+    }
+    let stored = count_events(&app.database())?;
+    if stored != events {
+        bail!(
+            "trib acknowledged {events} events but its database holds {stored} for source {SOURCE} ({errors} requests failed)"
+        );
+    }
+    let mut latencies: Vec<f64> = stats
+        .iter()
+        .flat_map(|s| s.latencies_ms.iter().copied())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let events_per_sec = events as f64 / seconds;
+    let label = "trib ingest";
+    eprintln!(
+        "{label:>26} {events} events in {seconds:.1} s: {events_per_sec:.0} events/s, batch p50 {:.1} ms p99 {:.1} ms, errors {errors}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+
+    let (native_events, native_events_per_sec) =
+        native_ingest(&native_db, options, max_batches, false)?;
+    same_rows(&app.database(), &native_db, "ingest-0-0")?;
+    let label = "native ingest";
+    eprintln!(
+        "{label:>26} {native_events} events: {native_events_per_sec:.0} events/s (SQLite time)"
+    );
+    let (wal_events, native_wal_events_per_sec) =
+        native_ingest(&native_wal_db, options, max_batches, true)?;
+    let label = "native ingest (WAL)";
+    eprintln!(
+        "{label:>26} {wal_events} events: {native_wal_events_per_sec:.0} events/s (SQLite time)"
+    );
+    Ok(Ingest {
+        clients: options.clients,
+        batch_size: options.batch,
+        seconds,
+        events,
+        events_per_sec,
+        batch_p50_ms: percentile(&latencies, 0.5),
+        batch_p99_ms: percentile(&latencies, 0.99),
+        errors,
+        native_events,
+        native_events_per_sec,
+        wasm_over_native: events_per_sec / native_events_per_sec,
+        native_wal_events_per_sec,
+    })
+}
+
+/// What one ingest client saw.
+#[derive(Default)]
+struct ClientStats {
+    events: u64,
+    latencies_ms: Vec<f64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+async fn ingest_client(
+    addr: SocketAddr,
+    auth: HeaderValue,
+    next: Arc<AtomicU64>,
+    max_batches: u64,
+    batch: usize,
+    deadline: Instant,
+) -> anyhow::Result<ClientStats> {
+    let mut client = Client::new(addr)?;
+    let mut stats = ClientStats::default();
+    let mut consecutive_errors = 0;
+    loop {
+        let number = next.fetch_add(1, Ordering::Relaxed);
+        if number >= max_batches || Instant::now() >= deadline {
+            break;
+        }
+        let messages: Vec<Value> = batch_events(number, batch)
+            .iter()
+            .map(Event::message)
+            .collect();
+        let body = Bytes::from(serde_json::to_vec(&json!({ "batch": messages }))?);
+        let started = Instant::now();
+        let answer = client.send(Method::POST, "/v1/batch", &auth, body).await;
+        let elapsed = started.elapsed();
+        match answer.and_then(|(status, body)| stored_count(status, &body, batch)) {
+            Ok(stored) => {
+                stats.events += stored;
+                stats.latencies_ms.push(elapsed.as_secs_f64() * 1e3);
+                consecutive_errors = 0;
+            }
+            Err(e) => {
+                stats.errors += 1;
+                stats.first_error.get_or_insert_with(|| format!("{e:#}"));
+                consecutive_errors += 1;
+                if consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// The events of batch `number`: distinct message ids, random names, users
+/// and times.
+fn batch_events(number: u64, batch: usize) -> Vec<Event> {
+    (0..batch as u64)
+        .map(|i| {
+            let n = number * batch as u64 + i;
+            let timestamp_ms = START_MS + (mix(n ^ 0x5eed) % (DAYS * DAY_MS) as u64) as i64;
+            Event::new(format!("ingest-{number}-{i}"), n, timestamp_ms)
+        })
+        .collect()
+}
+
+/// The `stored` count of a `200` answer, which must be the whole batch.
+fn stored_count(status: u16, body: &[u8], batch: usize) -> anyhow::Result<u64> {
+    let text = || {
+        String::from_utf8_lossy(body)
+            .chars()
+            .take(300)
+            .collect::<String>()
+    };
+    if status != 200 {
+        bail!("status {status}: {}", text());
+    }
+    let json: Value = serde_json::from_slice(body)
+        .with_context(|| format!("the answer is not JSON: {}", text()))?;
+    let stored = json
+        .get("stored")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("no stored count in {}", text()))?;
+    if stored != batch as u64 {
+        bail!("stored {stored} of {batch} events: {}", text());
+    }
+    Ok(stored)
+}
+
+async fn post_empty_batch(addr: SocketAddr, auth: &HeaderValue) -> anyhow::Result<()> {
+    let mut client = Client::new(addr)?;
+    let (status, body) = client
+        .send(
+            Method::POST,
+            "/v1/batch",
+            auth,
+            Bytes::from_static(br#"{"batch":[]}"#),
+        )
+        .await?;
+    if status != 200 {
+        bail!(
+            "POST /v1/batch (empty): {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
+}
+
+/// The native baseline: the function's insert for each event, one
+/// `BEGIN IMMEDIATE` transaction per batch, one connection with trib's
+/// settings (default journal, busy timeout), or with WAL and
+/// `synchronous=NORMAL` when `wal`. Returns the events inserted and events
+/// per second of time spent in the transactions.
+fn native_ingest(
+    path: &Path,
+    options: IngestOptions,
+    max_batches: u64,
+    wal: bool,
+) -> anyhow::Result<(u64, f64)> {
+    let mut conn = open(path)?;
+    if wal {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    let received_ms = now_ms();
+    let wall = Instant::now();
+    let mut in_sqlite = Duration::ZERO;
+    let mut events = 0u64;
+    for number in 0..max_batches {
+        if wall.elapsed() >= options.duration {
+            break;
+        }
+        let rows: Vec<(Event, String, String)> = batch_events(number, options.batch)
+            .into_iter()
+            .map(|e| {
+                let raw = e.message().to_string();
+                let properties = e.properties.to_string();
+                (e, raw, properties)
+            })
+            .collect();
+        let started = Instant::now();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_SQL)?;
+            for (e, raw, properties) in &rows {
+                events += insert.execute(params![
+                    SOURCE,
+                    e.message_id,
+                    "track",
+                    e.name,
+                    e.user_id,
+                    Option::<&str>::None,
+                    e.timestamp_ms,
+                    received_ms,
+                    properties,
+                    raw
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        in_sqlite += started.elapsed();
+    }
+    if events == 0 {
+        bail!("the native ingest loop inserted nothing");
+    }
+    Ok((events, events as f64 / in_sqlite.as_secs_f64()))
+}
+
+/// Query latency: seeds `events` events natively, then times
+/// `GET /api/counts?bucket=hour` over 30 days and over the last day through
+/// `trib`, and the same statement natively.
+pub fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Query> {
+    if events == 0 || requests == 0 {
+        bail!("query needs at least one event and one request");
+    }
+    let cache = tempfile::tempdir()?;
+    let app = DataApp::new(&tools.root)?;
+    let database = app.database();
+    {
+        // The ingest function creates the schema and its migration rows.
+        let server = app.start(tools, cache.path())?;
+        runtime()?
+            .block_on(post_empty_batch(server.addr, &basic_auth(WRITE_KEY)?))
+            .context("the ingest function did not create its schema")?;
+    }
+    if count_events(&database)? != 0 {
+        bail!("{} is not empty", database.display());
+    }
+    let started = Instant::now();
+    seed(&database, events)?;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let database_mib = std::fs::metadata(&database)?.len() as f64 / (1024.0 * 1024.0);
+    eprintln!("seeded {events} events in {seed_seconds:.1} s ({database_mib:.0} MiB)");
+
+    let end = START_MS + DAYS * DAY_MS;
+    let windows = [
+        (format!("{DAYS} days (every event)"), START_MS, end),
+        ("last 24 hours".to_owned(), end - DAY_MS, end),
+    ];
+    let server = app.start(tools, cache.path())?;
+    let runtime = runtime()?;
+    let auth = HeaderValue::from_str(&format!("Bearer {READ_TOKEN}"))?;
+    let mut through_trib = Vec::new();
+    for (_, from, to) in &windows {
+        let path = format!("/api/counts?bucket=hour&from={from}&to={to}");
+        let measured = runtime
+            .block_on(time_counts(server.addr, &auth, &path, requests))
+            .with_context(|| format!("GET {path}"))?;
+        through_trib.push((path, measured));
+    }
+    drop(server);
+
+    let mut cases = Vec::new();
+    for ((window, from, to), (path, (trib, answer))) in windows.into_iter().zip(through_trib) {
+        let (native, rows) = time_native_counts(&database, from, to, requests)?;
+        let native_answer = (
+            rows.len() as u64,
+            rows.iter().map(|r| r.1).sum::<i64>() as u64,
+        );
+        if answer != native_answer {
+            bail!(
+                "{path}: trib answered {} buckets with {} events, rusqlite {} with {}",
+                answer.0,
+                answer.1,
+                native_answer.0,
+                native_answer.1
+            );
+        }
+        let label = "query counts";
+        eprintln!(
+            "{label:>26} {window}: trib p50 {:.1} ms p90 {:.1} ms max {:.1} ms; native p50 {:.1} ms",
+            trib.p50_ms, trib.p90_ms, trib.max_ms, native.p50_ms
+        );
+        cases.push(QueryCase {
+            window,
+            path,
+            events: answer.1,
+            buckets: answer.0,
+            requests,
+            trib,
+            native,
+        });
+    }
+    Ok(Query {
+        events,
+        seed_seconds,
+        database_mib,
+        cases,
+    })
+}
+
+/// Warm-ups before each timed series.
+const WARMUPS: usize = 2;
+
+/// Times `requests` sequential `GET path` after the warm-ups; returns the
+/// latency and the answer's (buckets, events).
+async fn time_counts(
+    addr: SocketAddr,
+    auth: &HeaderValue,
+    path: &str,
+    requests: usize,
+) -> anyhow::Result<(Latency, (u64, u64))> {
+    let mut client = Client::new(addr)?;
+    let mut times = Vec::with_capacity(requests);
+    let mut answer = (0, 0);
+    for i in 0..WARMUPS + requests {
+        let started = Instant::now();
+        let (status, body) = client.send(Method::GET, path, auth, Bytes::new()).await?;
+        let elapsed = started.elapsed();
+        if status != 200 {
+            bail!("status {status}: {}", String::from_utf8_lossy(&body));
+        }
+        if i >= WARMUPS {
+            times.push(elapsed.as_secs_f64() * 1e3);
+        }
+        if i + 1 == WARMUPS + requests {
+            answer = counts_answer(&body)?;
+        }
+    }
+    Ok((latency(times), answer))
+}
+
+/// (buckets, total count) of a `/api/counts` answer.
+fn counts_answer(body: &[u8]) -> anyhow::Result<(u64, u64)> {
+    let json: Value = serde_json::from_slice(body).context("the answer is not JSON")?;
+    let buckets = json
+        .get("buckets")
+        .and_then(Value::as_array)
+        .context("the answer has no buckets array")?;
+    let mut total = 0;
+    for bucket in buckets {
+        total += bucket
+            .get("count")
+            .and_then(Value::as_u64)
+            .context("a bucket without a count")?;
+    }
+    Ok((buckets.len() as u64, total))
+}
+
+/// One row of [`COUNTS_SQL`]: bucket start, events, unique users.
+type CountsRow = (i64, i64, i64);
+
+/// Runs [`COUNTS_SQL`] the way the query function does (fresh connection,
+/// every row collected); returns the latency and the last run's rows.
+fn time_native_counts(
+    database: &Path,
+    from: i64,
+    to: i64,
+    requests: usize,
+) -> anyhow::Result<(Latency, Vec<CountsRow>)> {
+    let mut times = Vec::with_capacity(requests);
+    let mut rows = Vec::new();
+    for i in 0..WARMUPS + requests {
+        let started = Instant::now();
+        let conn = open(database)?;
+        let mut stmt = conn.prepare(COUNTS_SQL)?;
+        rows = stmt
+            .query_map(params![SOURCE, HOUR_MS, from, to], |row| {
+                Ok((row.get(0)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        if i >= WARMUPS {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok((latency(times), rows))
+}
+
+/// Seeds `events` events for source `dev` over [`DAYS`] days in time order,
+/// in large transactions, into a database the function has migrated.
+fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
+    let mut conn = open(path)?;
+    // Only the seeding connection: trib's own connections keep the defaults.
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let span = (DAYS * DAY_MS) as u128;
+    let mut n = 0;
+    while n < events {
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_SQL)?;
+            for i in n..(n + SEED_TRANSACTION).min(events) {
+                let offset = (i as u128 * span / events as u128) as i64 + (mix(i) % 60_000) as i64;
+                let timestamp_ms = START_MS + offset.min(DAYS * DAY_MS - 1);
+                let e = Event::new(format!("seed-{i}"), i, timestamp_ms);
+                insert.execute(params![
+                    SOURCE,
+                    e.message_id,
+                    "track",
+                    e.name,
+                    e.user_id,
+                    Option::<&str>::None,
+                    e.timestamp_ms,
+                    e.timestamp_ms + 1_000,
+                    e.properties.to_string(),
+                    e.message().to_string()
+                ])?;
+            }
+        }
+        tx.commit()
+            .with_context(|| format!("seeding {}", path.display()))?;
+        n += SEED_TRANSACTION;
+    }
+    Ok(())
+}
+
+/// Copies the SQLite database at `from` (consistent even while trib has
+/// it open) to the new file `to`.
+fn copy_database(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let target = to.to_str().context("temporary path is not UTF-8")?;
+    open(from)?
+        .execute("VACUUM INTO ?1", [target])
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// Warns unless the row of `message_id` is the same (but for `id` and
+/// `received_at_ms`) in trib's database and the native one, i.e. the native
+/// loop stores what the function stores.
+fn same_rows(trib: &Path, native: &Path, message_id: &str) -> anyhow::Result<()> {
+    const COLUMNS: [&str; 9] = [
+        "source",
+        "message_id",
+        "type",
+        "name",
+        "user_id",
+        "anonymous_id",
+        "timestamp_ms",
+        "properties",
+        "raw",
+    ];
+    let row = |path: &Path| -> anyhow::Result<Vec<rusqlite::types::Value>> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE source = ?1 AND message_id = ?2",
+            COLUMNS.join(", ")
+        );
+        open(path)?
+            .query_row(&sql, [SOURCE, message_id], |r| {
+                (0..COLUMNS.len()).map(|i| r.get(i)).collect()
+            })
+            .with_context(|| format!("{message_id} in {}", path.display()))
+    };
+    let (a, b) = (row(trib)?, row(native)?);
+    for ((column, x), y) in COLUMNS.iter().zip(&a).zip(&b) {
+        if x != y {
+            eprintln!(
+                "warning: native and trib stored {message_id}'s {column} differently: {y:?} vs {x:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A connection as trib opens one (`runtime/src/spin_apis/sqlite.rs`).
+fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn count_events(database: &Path) -> anyhow::Result<u64> {
+    let n: i64 = open(database)?.query_row(
+        "SELECT count(*) FROM events WHERE source = ?1",
+        [SOURCE],
+        |row| row.get(0),
+    )?;
+    u64::try_from(n).context("negative count")
+}
+
+/// One generated `track` event.
+struct Event {
+    message_id: String,
+    name: &'static str,
+    user_id: String,
+    timestamp_ms: i64,
+    properties: Value,
+}
+
+impl Event {
+    /// Event `n` (names, users and properties drawn from `n`).
+    fn new(message_id: String, n: u64, timestamp_ms: i64) -> Self {
+        let r = mix(n);
+        Self {
+            message_id,
+            name: EVENT_NAMES[(r % EVENT_NAMES.len() as u64) as usize],
+            user_id: format!("user-{}", (r >> 16) % USERS),
+            timestamp_ms,
+            properties: json!({
+                "plan": PLANS[((r >> 32) % PLANS.len() as u64) as usize],
+                "value": (r >> 40) % 1000,
+            }),
+        }
+    }
+
+    /// The Segment message as a client sends it.
+    fn message(&self) -> Value {
+        json!({
+            "type": "track",
+            "event": self.name,
+            "userId": self.user_id,
+            "messageId": self.message_id,
+            "properties": self.properties,
+            "timestamp": iso_time(self.timestamp_ms),
+        })
+    }
+}
+
+/// RFC 3339 for a time in January 2026 (every generated time is).
+fn iso_time(ms: i64) -> String {
+    let t = (ms - START_MS).clamp(0, DAYS * DAY_MS - 1);
+    format!(
+        "2026-01-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t / DAY_MS + 1,
+        t % DAY_MS / HOUR_MS,
+        t % HOUR_MS / 60_000,
+        t % 60_000 / 1_000,
+        t % 1_000
+    )
+}
+
+/// SplitMix64: a deterministic spread of `n`.
+fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn basic_auth(user: &str) -> anyhow::Result<HeaderValue> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:"));
+    Ok(HeaderValue::from_str(&format!("Basic {encoded}"))?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the client runtime")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn latency(mut times: Vec<f64>) -> Latency {
+    times.sort_by(f64::total_cmp);
+    Latency {
+        p50_ms: percentile(&times, 0.5),
+        p90_ms: percentile(&times, 0.9),
+        max_ms: times.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// The `q` quantile of sorted `values` (nearest rank; 0 when empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times_round_trip_the_generated_range() {
+        assert_eq!(iso_time(START_MS), "2026-01-01T00:00:00.000Z");
+        let t = START_MS + 29 * DAY_MS + 23 * HOUR_MS + 59 * 60_000 + 58_765;
+        assert_eq!(iso_time(t), "2026-01-30T23:59:58.765Z");
+    }
+
+    #[test]
+    fn batches_have_distinct_message_ids() {
+        let mut ids: Vec<String> = (0..3)
+            .flat_map(|b| batch_events(b, 100))
+            .map(|e| e.message_id)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 300);
+    }
+
+    #[test]
+    fn counts_answers_are_summed() {
+        let body = br#"{"bucket_ms":3600000,"buckets":[{"start":0,"group":null,"count":3,"unique_users":2},{"start":3600000,"group":null,"count":4,"unique_users":1}]}"#;
+        assert_eq!(counts_answer(body).ok(), Some((2, 7)));
+        assert!(counts_answer(b"{}").is_err());
+    }
+
+    #[test]
+    fn seeded_events_are_counted_natively() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("events.db");
+        open(&db)?.execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, source TEXT NOT NULL, message_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT, user_id TEXT, anonymous_id TEXT, timestamp_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL, properties TEXT NOT NULL, raw TEXT NOT NULL, UNIQUE (source, message_id))",
+        )?;
+        seed(&db, 1_000)?;
+        assert_eq!(count_events(&db)?, 1_000);
+        let (_, rows) = time_native_counts(&db, START_MS, START_MS + DAYS * DAY_MS, 1)?;
+        assert_eq!(rows.iter().map(|r| r.1).sum::<i64>(), 1_000);
+        assert_eq!(rows.len(), (DAYS * 24) as usize);
+        let copy = dir.path().join("copy.db");
+        copy_database(&db, &copy)?;
+        assert_eq!(count_events(&copy)?, 1_000);
+        Ok(())
+    }
+}

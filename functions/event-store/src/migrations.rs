@@ -1,0 +1,122 @@
+//! Versioned schema migrations (`schema/vN.sql`, written once for both
+//! dialects), applied in order and each exactly once per database, inside a transaction that holds the
+//! database's migration lock (SQLite's write lock, a PostgreSQL advisory
+//! lock), so concurrent first requests never race.
+
+use crate::{Db, Param};
+
+/// The schema versions, in order; version N is `VERSIONS[N - 1]`.
+pub const VERSIONS: &[&str] = &[include_str!("schema/v1.sql")];
+
+/// A version's statements for SQLite (`sqlite`) or PostgreSQL; also what
+/// the benchmarks' native baseline creates, so both measure one schema.
+pub fn statements(version_sql: &str, sqlite: bool) -> Vec<String> {
+    let id = if sqlite {
+        "INTEGER PRIMARY KEY"
+    } else {
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    };
+    version_sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{id}", id)
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The advisory lock key that serialises migrations on PostgreSQL.
+const PG_MIGRATION_LOCK: i64 = 0x0074_7269_626d_6967; // "tribmig"
+
+async fn current_version(db: &Db) -> anyhow::Result<i64> {
+    let rows = db
+        .rows(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            vec![],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0))
+}
+
+/// Brings the schema up to date.
+pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
+    let target = VERSIONS.len() as i64;
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",
+        vec![],
+    )
+    .await
+    .or_else(|e| {
+        // Two first requests on PostgreSQL may race to create the table.
+        if format!("{e:?}").contains("23505") {
+            Ok(0)
+        } else {
+            Err(e)
+        }
+    })?;
+    if current_version(db).await? >= target {
+        return Ok(());
+    }
+    db.begin().await?;
+    let result = async {
+        if let Db::Postgres(_) = db {
+            db.rows(
+                "SELECT pg_advisory_xact_lock(?1)",
+                vec![Param::Int(PG_MIGRATION_LOCK)],
+            )
+            .await?;
+        }
+        let from = current_version(db).await?;
+        let sqlite = matches!(db, Db::Sqlite(_));
+        for (index, version_sql) in VERSIONS.iter().enumerate() {
+            let version = index as i64 + 1;
+            if version <= from {
+                continue;
+            }
+            for statement in statements(version_sql, sqlite) {
+                db.execute(&statement, vec![]).await?;
+            }
+            db.execute(
+                "INSERT INTO schema_migrations (version) VALUES (?1) ON CONFLICT DO NOTHING",
+                vec![Param::Int(version)],
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => db.commit().await,
+        Err(e) => {
+            db.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_gets_its_key_and_no_comments() {
+        let sqlite = statements(VERSIONS[0], true);
+        assert_eq!(sqlite.len(), 4);
+        assert!(sqlite[0].contains("id INTEGER PRIMARY KEY,"));
+        assert!(
+            sqlite
+                .iter()
+                .all(|s| !s.contains("--") && !s.contains("{id}"))
+        );
+        let pg = statements(VERSIONS[0], false);
+        assert!(pg[3].contains("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
+    }
+}

@@ -1,0 +1,69 @@
+//! Parameters and results in each backend's value types.
+
+use serde_json::{Value as Json, json};
+use spin_sdk::{pg, sqlite};
+
+/// A statement parameter, as both backends bind it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// A 64-bit integer (`INTEGER` / `BIGINT`).
+    Int(i64),
+    /// A double.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// `NULL`.
+    Null,
+}
+
+impl Param {
+    /// Text, or `NULL` for `None`.
+    pub fn opt_text(s: Option<&str>) -> Param {
+        s.map_or(Param::Null, |s| Param::Text(s.to_owned()))
+    }
+
+    pub(crate) fn into_sqlite(self) -> sqlite::Value {
+        match self {
+            Param::Int(i) => sqlite::Value::Integer(i),
+            Param::Real(f) => sqlite::Value::Real(f),
+            Param::Text(s) => sqlite::Value::Text(s),
+            Param::Null => sqlite::Value::Null,
+        }
+    }
+
+    pub(crate) fn into_pg(self) -> pg::ParameterValue {
+        match self {
+            Param::Int(i) => pg::ParameterValue::Int64(i),
+            Param::Real(f) => pg::ParameterValue::Floating64(f),
+            Param::Text(s) => pg::ParameterValue::Str(s),
+            Param::Null => pg::ParameterValue::DbNull,
+        }
+    }
+}
+
+pub(crate) fn sqlite_json(v: &sqlite::Value) -> Json {
+    match v {
+        sqlite::Value::Integer(i) => json!(i),
+        sqlite::Value::Real(f) => json!(f),
+        sqlite::Value::Text(s) => json!(s),
+        sqlite::Value::Blob(_) | sqlite::Value::Null => Json::Null,
+    }
+}
+
+pub(crate) fn pg_json(v: &pg::DbValue) -> Json {
+    use pg::DbValue as V;
+    match v {
+        V::Boolean(b) => json!(b),
+        V::Int8(i) => json!(i),
+        V::Int16(i) => json!(i),
+        V::Int32(i) => json!(i),
+        V::Int64(i) => json!(i),
+        V::Floating32(f) => json!(f),
+        V::Floating64(f) => json!(f),
+        V::Str(s) => json!(s),
+        V::Jsonb(bytes) => serde_json::from_slice(bytes).unwrap_or(Json::Null),
+        V::Decimal(d) => d.parse::<f64>().map_or_else(|_| json!(d), |f| json!(f)),
+        V::DbNull => Json::Null,
+        other => json!(format!("{other:?}")),
+    }
+}
