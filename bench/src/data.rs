@@ -31,15 +31,23 @@ const WRITE_KEY: &str = "dev-write-key";
 /// `spin.toml`'s default read token (for source `dev`).
 const READ_TOKEN: &str = "dev-read-token";
 
-/// The ingest function's insert (`storage::store`), verbatim. (Its
-/// `ON CONFLICT (source, message_id) DO NOTHING` form is the same
-/// statement to SQLite.)
-const INSERT_SQL: &str = "INSERT OR IGNORE INTO events (source, message_id, type, name, user_id, anonymous_id, timestamp_ms, received_at_ms, properties, raw)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// The ingest function's insert (`storage::insert_events`): one statement
+/// for a whole batch, `rows` rows of ten parameters, skipping message ids
+/// the source already has.
+fn insert_sql(rows: usize) -> String {
+    let row = |r: usize| {
+        let params: Vec<String> = (1..=10).map(|c| format!("?{}", r * 10 + c)).collect();
+        format!("({})", params.join(", "))
+    };
+    format!(
+        "INSERT INTO events (source, message_id, type, name, user_id, anonymous_id, timestamp_ms, received_at_ms, properties, raw) VALUES {} ON CONFLICT (source, message_id) DO NOTHING",
+        (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    )
+}
 
 /// The query function's `counts` statement without `group_by` or `event`
 /// (`?1` source, `?2` bucket width, `?3`/`?4` the window), verbatim.
-const COUNTS_SQL: &str = "SELECT (timestamp_ms / ?2) * ?2 AS bucket, NULL AS grp, count(*), count(DISTINCT COALESCE(user_id, anonymous_id))
+const COUNTS_SQL: &str = "SELECT (timestamp_ms / ?2) * ?2 AS bucket, CAST(NULL AS TEXT) AS grp, count(*), count(DISTINCT COALESCE(user_id, anonymous_id))
          FROM events WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 GROUP BY bucket, grp ORDER BY bucket, grp";
 
 /// 2026-01-01T00:00:00Z in milliseconds: every generated event falls in
@@ -117,11 +125,19 @@ pub struct Ingest {
     pub native_events: u64,
     /// Native events per second of SQLite time (transactions only).
     pub native_events_per_sec: f64,
-    /// `events_per_sec / native_events_per_sec`.
+    /// `plain_events_per_sec / native_events_per_sec`: the function doing
+    /// the same inserts as the native loop.
     pub wasm_over_native: f64,
-    /// Native events per second of SQLite time with `journal_mode=WAL` and
-    /// `synchronous=NORMAL` (not trib's settings): the storage headroom.
-    pub native_wal_events_per_sec: f64,
+    /// Native events per second of SQLite time with `synchronous=NORMAL`
+    /// (trib keeps `FULL`, so an acknowledged event survives power loss):
+    /// the storage headroom.
+    pub native_relaxed_events_per_sec: f64,
+    /// Events per second through `trib` with every transform slot a
+    /// pass-through (ingest without transforms).
+    pub plain_events_per_sec: f64,
+    /// `events_per_sec / plain_events_per_sec`: what the chain
+    /// (redact, enrich, validate) costs.
+    pub chain_over_plain: f64,
 }
 
 /// Latency of one request kind, milliseconds.
@@ -185,6 +201,26 @@ impl DataApp {
         Ok(Self { dir })
     }
 
+    /// The app with every transform slot holding a pass-through filter:
+    /// ingest without transforms, for the chain's cost.
+    fn without_transforms(root: &Path) -> anyhow::Result<Self> {
+        let app = Self::new(root)?;
+        let manifest = std::fs::read_to_string(app.manifest())?;
+        let mut plain = manifest.clone();
+        for transform in ["redact", "enrich", "validate"] {
+            plain = plain.replace(
+                &format!("transform_{transform}.wasm"),
+                "transform_filter.wasm",
+            );
+            plain = plain.replace(&format!("\"{{{{ {transform}_settings }}}}\""), "'{}'");
+        }
+        if plain.matches("transform_filter.wasm").count() != 4 {
+            bail!("spin.toml's ingest chain is not the four slots this benchmark expects");
+        }
+        std::fs::write(app.manifest(), plain)?;
+        Ok(app)
+    }
+
     fn manifest(&self) -> PathBuf {
         self.dir.path().join("spin.toml")
     }
@@ -235,8 +271,84 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
     let native_dir = tempfile::tempdir()?;
     let native_db = native_dir.path().join("native.db");
     copy_database(&app.database(), &native_db)?;
-    let native_wal_db = native_dir.path().join("native-wal.db");
-    copy_database(&app.database(), &native_wal_db)?;
+    let native_relaxed_db = native_dir.path().join("native-relaxed.db");
+    copy_database(&app.database(), &native_relaxed_db)?;
+    let chain = trib_ingest(&app, &server, options, max_batches, "trib ingest (chain)")?;
+    drop(server);
+    let plain_app = DataApp::without_transforms(&tools.root)?;
+    let plain_server = plain_app.start(tools, cache.path())?;
+    runtime
+        .block_on(post_empty_batch(plain_server.addr, &auth))
+        .context("ingest warm-up (no transforms)")?;
+    let plain = trib_ingest(
+        &plain_app,
+        &plain_server,
+        options,
+        max_batches,
+        "trib ingest (no transforms)",
+    )?;
+    drop(plain_server);
+    let TribIngest {
+        events,
+        seconds,
+        errors,
+        latencies,
+    } = chain;
+    let events_per_sec = events as f64 / seconds;
+    let plain_events_per_sec = plain.events as f64 / plain.seconds;
+
+    let (native_events, native_events_per_sec) =
+        native_ingest(&native_db, options, max_batches, false)?;
+    // The native loop stores what ingest stores without transforms.
+    same_rows(&plain_app.database(), &native_db, "ingest-0-0")?;
+    let label = "native ingest";
+    eprintln!(
+        "{label:>26} {native_events} events: {native_events_per_sec:.0} events/s (SQLite time)"
+    );
+    let (relaxed_events, native_relaxed_events_per_sec) =
+        native_ingest(&native_relaxed_db, options, max_batches, true)?;
+    let label = "native ingest (relaxed)";
+    eprintln!(
+        "{label:>26} {relaxed_events} events: {native_relaxed_events_per_sec:.0} events/s (SQLite time)"
+    );
+    Ok(Ingest {
+        clients: options.clients,
+        batch_size: options.batch,
+        seconds,
+        events,
+        events_per_sec,
+        batch_p50_ms: percentile(&latencies, 0.5),
+        batch_p99_ms: percentile(&latencies, 0.99),
+        errors,
+        native_events,
+        native_events_per_sec,
+        wasm_over_native: plain_events_per_sec / native_events_per_sec,
+        native_relaxed_events_per_sec,
+        plain_events_per_sec,
+        chain_over_plain: events_per_sec / plain_events_per_sec,
+    })
+}
+
+/// One timed run of `clients` posting batches to `server`.
+struct TribIngest {
+    events: u64,
+    seconds: f64,
+    errors: u64,
+    /// Batch latencies, milliseconds, sorted.
+    latencies: Vec<f64>,
+}
+
+/// Posts batches to `server` for `options.duration`, then checks that the
+/// database holds every acknowledged event.
+fn trib_ingest(
+    app: &DataApp,
+    server: &Server,
+    options: IngestOptions,
+    max_batches: u64,
+    label: &str,
+) -> anyhow::Result<TribIngest> {
+    let runtime = runtime()?;
+    let auth = basic_auth(WRITE_KEY)?;
     let started = Instant::now();
     let deadline = started + options.duration;
     let next = Arc::new(AtomicU64::new(0));
@@ -259,7 +371,6 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
         anyhow::Ok(all)
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    drop(server);
 
     let events: u64 = stats.iter().map(|s| s.events).sum();
     let errors: u64 = stats.iter().map(|s| s.errors).sum();
@@ -281,39 +392,17 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
         .collect();
     latencies.sort_by(f64::total_cmp);
     let events_per_sec = events as f64 / seconds;
-    let label = "trib ingest";
     eprintln!(
         "{label:>26} {events} events in {seconds:.1} s: {events_per_sec:.0} events/s, batch p50 {:.1} ms p99 {:.1} ms, errors {errors}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
     );
 
-    let (native_events, native_events_per_sec) =
-        native_ingest(&native_db, options, max_batches, false)?;
-    same_rows(&app.database(), &native_db, "ingest-0-0")?;
-    let label = "native ingest";
-    eprintln!(
-        "{label:>26} {native_events} events: {native_events_per_sec:.0} events/s (SQLite time)"
-    );
-    let (wal_events, native_wal_events_per_sec) =
-        native_ingest(&native_wal_db, options, max_batches, true)?;
-    let label = "native ingest (WAL)";
-    eprintln!(
-        "{label:>26} {wal_events} events: {native_wal_events_per_sec:.0} events/s (SQLite time)"
-    );
-    Ok(Ingest {
-        clients: options.clients,
-        batch_size: options.batch,
-        seconds,
+    Ok(TribIngest {
         events,
-        events_per_sec,
-        batch_p50_ms: percentile(&latencies, 0.5),
-        batch_p99_ms: percentile(&latencies, 0.99),
+        seconds,
         errors,
-        native_events,
-        native_events_per_sec,
-        wasm_over_native: events_per_sec / native_events_per_sec,
-        native_wal_events_per_sec,
+        latencies,
     })
 }
 
@@ -423,20 +512,20 @@ async fn post_empty_batch(addr: SocketAddr, auth: &HeaderValue) -> anyhow::Resul
     Ok(())
 }
 
-/// The native baseline: the function's insert for each event, one
+/// The native baseline: the function's one insert per batch, one
 /// `BEGIN IMMEDIATE` transaction per batch, one connection with trib's
-/// settings (default journal, busy timeout), or with WAL and
-/// `synchronous=NORMAL` when `wal`. Returns the events inserted and events
+/// settings (WAL, `synchronous=FULL`, busy timeout), or with
+/// `synchronous=NORMAL` when `relaxed`. Returns the events inserted and events
 /// per second of time spent in the transactions.
 fn native_ingest(
     path: &Path,
     options: IngestOptions,
     max_batches: u64,
-    wal: bool,
+    relaxed: bool,
 ) -> anyhow::Result<(u64, f64)> {
     let mut conn = open(path)?;
-    if wal {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    if relaxed {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
     }
     let received_ms = now_ms();
@@ -458,21 +547,23 @@ fn native_ingest(
         let started = Instant::now();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut insert = tx.prepare_cached(INSERT_SQL)?;
+            let mut insert = tx.prepare_cached(&insert_sql(rows.len()))?;
+            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(rows.len() * 10);
             for (e, raw, properties) in &rows {
-                events += insert.execute(params![
-                    SOURCE,
-                    e.message_id,
-                    "track",
-                    e.name,
-                    e.user_id,
-                    Option::<&str>::None,
-                    e.timestamp_ms,
-                    received_ms,
-                    properties,
-                    raw
-                ])? as u64;
+                values.extend([
+                    SOURCE.to_owned().into(),
+                    e.message_id.clone().into(),
+                    "track".to_owned().into(),
+                    e.name.to_owned().into(),
+                    e.user_id.clone().into(),
+                    rusqlite::types::Value::Null,
+                    e.timestamp_ms.into(),
+                    received_ms.into(),
+                    properties.clone().into(),
+                    raw.clone().into(),
+                ]);
             }
+            events += insert.execute(rusqlite::params_from_iter(values))? as u64;
         }
         tx.commit()?;
         in_sqlite += started.elapsed();
@@ -654,7 +745,7 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
     while n < events {
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(INSERT_SQL)?;
+            let mut insert = tx.prepare_cached(&insert_sql(1))?;
             for i in n..(n + SEED_TRANSACTION).min(events) {
                 let offset = (i as u128 * span / events as u128) as i64 + (mix(i) % 60_000) as i64;
                 let timestamp_ms = START_MS + offset.min(DAYS * DAY_MS - 1);

@@ -6,10 +6,9 @@
 use crate::{Db, Param};
 
 /// The schema versions, in order; version N is `VERSIONS[N - 1]`.
-pub const VERSIONS: &[&str] = &[include_str!("schema/v1.sql")];
+pub const VERSIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
 
-/// A version's statements for SQLite (`sqlite`) or PostgreSQL; also what
-/// the benchmarks' native baseline creates, so both measure one schema.
+/// A version's statements for SQLite (`sqlite`) or PostgreSQL.
 pub fn statements(version_sql: &str, sqlite: bool) -> Vec<String> {
     let id = if sqlite {
         "INTEGER PRIMARY KEY"

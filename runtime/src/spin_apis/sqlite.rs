@@ -3,10 +3,14 @@
 //! A database is reachable only from components that list its label in
 //! `sqlite_databases` (otherwise `access-denied`). `default` is
 //! `.spin/sqlite_db.db` under the app (where `spin up` keeps it) unless the
-//! runtime config maps it elsewhere. Each `open` gets its own connection to
-//! a file (so `changes` and `last-insert-rowid` are per connection, as in
-//! Spin); an in-memory database is one shared connection. Calls are
-//! blocking, so they run on tokio's blocking pool.
+//! runtime config maps it elsewhere. Each `open` gets a connection of its
+//! own (so `changes` and `last-insert-rowid` are per connection, as in
+//! Spin), taken from the database's idle connections when it can be (their
+//! prepared statements stay cached; a transaction a guest left open is
+//! rolled back before reuse); an in-memory database is one shared
+//! connection. Files are in WAL mode, and transactions of one process take
+//! turns at the database's writer gate. Calls are blocking, so they run on
+//! tokio's blocking pool.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -55,12 +59,21 @@ pub struct Rows {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Where a database lives.
+/// Idle connections a file database keeps for reuse.
+const MAX_IDLE: usize = 16;
+
+/// Where a database lives, its idle connections and its writer gate.
 #[derive(Debug)]
 pub struct Database {
     path: Option<PathBuf>,
     /// The one connection of an in-memory database.
     memory: Option<Arc<Mutex<rusqlite::Connection>>>,
+    /// Connections of earlier opens, their statement caches warm.
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    /// One transaction at a time per database in this process: a `BEGIN`
+    /// waits here (parked, in order) rather than in SQLite's sleeping busy
+    /// handler, which under load turns into long, unfair waits.
+    writer: Arc<tokio::sync::Semaphore>,
 }
 
 impl Database {
@@ -72,7 +85,12 @@ impl Database {
                 rusqlite::Connection::open_in_memory().map_err(io)?,
             ))),
         };
-        Ok(Self { path, memory })
+        Ok(Self {
+            path,
+            memory,
+            idle: Mutex::default(),
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
     }
 
     /// The file, if any.
@@ -80,11 +98,30 @@ impl Database {
         self.path.as_ref()
     }
 
-    /// A connection for one `open`.
-    pub fn connect(&self) -> Result<Connection, SqlError> {
-        if let Some(memory) = &self.memory {
-            return Ok(Connection(memory.clone()));
-        }
+    /// A connection for one `open`: an idle one when there is one.
+    pub fn connect(self: &Arc<Self>) -> Result<Connection, SqlError> {
+        let handle = match &self.memory {
+            Some(memory) => Handle::Shared(memory.clone()),
+            None => {
+                let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+                let conn = match reused {
+                    Some(conn) => conn,
+                    None => self.open_file()?,
+                };
+                Handle::Pooled(Mutex::new(Some(conn)))
+            }
+        };
+        Ok(Connection(Arc::new(Inner {
+            handle,
+            db: self.clone(),
+            permit: Mutex::new(None),
+        })))
+    }
+
+    /// A new connection to the file, in WAL mode: readers never block the
+    /// writer, and a commit is one sequential write (still synced, so an
+    /// acknowledged write survives a crash).
+    fn open_file(&self) -> Result<rusqlite::Connection, SqlError> {
         let path = self.path.as_ref().ok_or(SqlError::NoSuchDatabase)?;
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -92,7 +129,10 @@ impl Database {
         let conn = rusqlite::Connection::open(path).map_err(io)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(io)?;
-        Ok(Connection(Arc::new(Mutex::new(conn))))
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(io)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
     }
 }
 
@@ -147,9 +187,8 @@ impl Databases {
         let conn = db
             .connect()
             .map_err(|e| anyhow::anyhow!("--sqlite {spec}: {e}"))?;
-        let guard = conn.0.lock().unwrap_or_else(|e| e.into_inner());
-        guard
-            .execute_batch(&sql)
+        conn.0
+            .with(|c| c.execute_batch(&sql).map_err(io))
             .map_err(|e| anyhow::anyhow!("--sqlite {spec}: {e}"))
     }
 }
@@ -163,7 +202,79 @@ pub struct SqliteAccess {
 
 /// An open connection, as held in an instance's resource table.
 #[derive(Debug, Clone)]
-pub struct Connection(Arc<Mutex<rusqlite::Connection>>);
+pub struct Connection(Arc<Inner>);
+
+/// The state behind one `open`.
+#[derive(Debug)]
+struct Inner {
+    handle: Handle,
+    db: Arc<Database>,
+    /// Held from `BEGIN` until the connection is back in autocommit.
+    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+/// Run on a connection before it goes back to the pool: its next user must
+/// see `changes` and `last-insert-rowid` at 0, as on a new connection
+/// (SQLite has no call to reset them, but an insert with rowid 0 and an
+/// update of no rows do), and nothing of this user's.
+const RESET: &str = "CREATE TEMP TABLE IF NOT EXISTS trib_reset (x);
+    INSERT INTO temp.trib_reset (rowid, x) VALUES (0, 0);
+    DELETE FROM temp.trib_reset;
+    UPDATE temp.trib_reset SET x = 0 WHERE 0;";
+
+#[derive(Debug)]
+enum Handle {
+    /// A file connection, returned to the pool when the open is dropped.
+    Pooled(Mutex<Option<rusqlite::Connection>>),
+    /// The in-memory database's one connection.
+    Shared(Arc<Mutex<rusqlite::Connection>>),
+}
+
+impl Inner {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<R, SqlError>,
+    ) -> Result<R, SqlError> {
+        match &self.handle {
+            Handle::Pooled(conn) => {
+                let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+                f(guard.as_ref().ok_or(SqlError::InvalidConnection)?)
+            }
+            Handle::Shared(conn) => f(&conn.lock().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Rolls back what the guest left open, then keeps the connection.
+    fn drop(&mut self) {
+        let Handle::Pooled(conn) = &self.handle else {
+            return;
+        };
+        let Some(conn) = conn.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        if conn.execute_batch(RESET).is_err() {
+            return;
+        }
+        if let Ok(mut idle) = self.db.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Whether `statement` starts a transaction (`BEGIN ...`).
+fn begins_transaction(statement: &str) -> bool {
+    statement
+        .trim_start()
+        .get(..5)
+        .is_some_and(|w| w.eq_ignore_ascii_case("begin"))
+}
 
 impl SqliteAccess {
     /// Access to the `allowed` labels of `dbs`.
@@ -195,36 +306,40 @@ impl Connection {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<R, SqlError> + Send + 'static,
     ) -> Result<R, SqlError> {
-        let conn = self.0.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || inner.with(f))
             .await
             .map_err(|e| SqlError::Io(e.to_string()))?
     }
 
-    /// Runs one statement with positional parameters.
+    /// Runs one statement with positional parameters. A `BEGIN` first
+    /// waits for the database's writer gate, which opens again once the
+    /// connection is back in autocommit.
     pub async fn execute(&self, statement: String, params: Vec<Value>) -> Result<Rows, SqlError> {
-        self.blocking(move |conn| {
-            let mut stmt = conn.prepare_cached(&statement).map_err(io)?;
-            let columns: Vec<String> = stmt
-                .column_names()
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect();
-            let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(params.iter()))
-                .map_err(io)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(io)? {
-                let mut values = Vec::with_capacity(columns.len());
-                for i in 0..columns.len() {
-                    values.push(from_sql(row.get_ref(i).map_err(io)?));
-                }
-                out.push(values);
+        let holds_permit = self.0.permit.lock().is_ok_and(|p| p.is_some());
+        if begins_transaction(&statement) && !holds_permit {
+            let permit = self
+                .0
+                .db
+                .writer
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| SqlError::Io(e.to_string()))?;
+            if let Ok(mut slot) = self.0.permit.lock() {
+                *slot = Some(permit);
             }
-            Ok(Rows { columns, rows: out })
-        })
-        .await
+        }
+        let (result, autocommit) = self
+            .blocking(move |conn| {
+                let result = run(conn, &statement, params);
+                Ok((result, conn.is_autocommit()))
+            })
+            .await?;
+        if autocommit && let Ok(mut slot) = self.0.permit.lock() {
+            slot.take();
+        }
+        result
     }
 
     /// The rowid of the last insert on this connection.
@@ -238,6 +353,28 @@ impl Connection {
     pub async fn changes(&self) -> u64 {
         self.blocking(|conn| Ok(conn.changes())).await.unwrap_or(0)
     }
+}
+
+fn run(conn: &rusqlite::Connection, statement: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
+    let mut stmt = conn.prepare_cached(statement).map_err(io)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    let params: Vec<SqlValue> = params.into_iter().map(to_sql).collect();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(io)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(io)? {
+        let mut values = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            values.push(from_sql(row.get_ref(i).map_err(io)?));
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
 }
 
 fn to_sql(v: Value) -> SqlValue {
@@ -310,5 +447,52 @@ mod tests {
             .await
             .expect_err("syntax");
         assert!(matches!(err, SqlError::Io(_)));
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_starts_clean_and_transactions_take_turns() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dbs =
+            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let access = SqliteAccess::new(&["default".to_owned()], dbs);
+        let first = access.open("default".into()).await.expect("opens");
+        first
+            .execute("CREATE TABLE t (i INTEGER)".into(), vec![])
+            .await
+            .expect("create");
+        first
+            .execute("INSERT INTO t VALUES (1)".into(), vec![])
+            .await
+            .expect("insert");
+        first.execute("BEGIN".into(), vec![]).await.expect("begin");
+        first
+            .execute("INSERT INTO t VALUES (2)".into(), vec![])
+            .await
+            .expect("insert");
+        // A second writer waits at the gate while the first is inside.
+        let second = access.open("default".into()).await.expect("opens");
+        let waiting = tokio::spawn({
+            let second = second.clone();
+            async move { second.execute("BEGIN IMMEDIATE".into(), vec![]).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        drop(first); // left open: rolled back, then pooled
+        waiting.await.expect("joins").expect("begins");
+        second
+            .execute("COMMIT".into(), vec![])
+            .await
+            .expect("commit");
+        drop(second);
+        let third = access.open("default".into()).await.expect("opens");
+        assert_eq!(
+            (third.changes().await, third.last_insert_rowid().await),
+            (0, 0)
+        );
+        let rows = third
+            .execute("SELECT count(*) FROM t".into(), vec![])
+            .await
+            .expect("count");
+        assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
     }
 }
