@@ -20,8 +20,14 @@ component = "ok"
 [[trigger.http]]
 route = "/denied/..."
 component = "denied"
+[[trigger.http]]
+route = "/p2/..."
+component = "p2"
 [component.ok]
 source = "{p3}"
+allowed_outbound_hosts = ["postgres://{{ pg_host }}"]
+[component.p2]
+source = "{p2}"
 allowed_outbound_hosts = ["postgres://{{ pg_host }}"]
 [component.denied]
 source = "{p3}"
@@ -132,6 +138,23 @@ fn values_round_trip_and_errors_follow_spin() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let count = format!("SELECT count(*) AS n FROM {t} WHERE txt = 'kept'");
     assert_eq!(pg_query(&trib, &count), (200, "n:Int64\nInt64(1)".into()));
+    // spin-sdk 5 (`pg4`, spin:postgres@4.0.0) reads what spin-sdk 7 wrote.
+    let resp = client()
+        .post(trib.url(&format!(
+            "/p2/pg4?address={}",
+            ADDRESS.replace('?', "%3F").replace('=', "%3D")
+        )))
+        .body(format!(
+            "SELECT txt, l FROM {t} WHERE txt = $1 OR l = $2 ORDER BY id\nt:héllo\ni:-1"
+        ))
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.text().expect("body");
+    assert!(
+        body.contains("Str(\"héllo\")") && body.contains("Int64(-9000000000)"),
+        "{body}"
+    );
     // A host the component does not list is refused before any connection.
     let (status, body) = pg(&trib, "/denied", "query", "SELECT 1");
     assert_eq!(status, 500);

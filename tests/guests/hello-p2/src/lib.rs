@@ -50,6 +50,14 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let (status, text) = if tail == "sql" { sql2(&query, &body) } else { sql3(&query, &body) };
             respond(out, status, text).await
         }
+        "pg4" => {
+            let body = match req.into_body().await {
+                Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+                Err(e) => return respond(out, 400, format!("{e:?}")).await,
+            };
+            let (status, text) = pg4(&query, &body);
+            respond(out, status, text).await
+        }
         "fetch" => {
             let url = param(&query, "url");
             let request = spin_sdk::http::Request::get(url).build();
@@ -165,6 +173,39 @@ fn sql2(query: &str, body: &str) -> (u16, String) {
             }
             (200, out)
         }
+        Err(e) => (500, format!("{e:?}")),
+    }
+}
+
+/// `spin:postgres/postgres@4.0.0` (spin-sdk 5's `pg4`): the body's first
+/// line is a query, each further line a text (`t:`) or 64-bit (`i:`)
+/// parameter; the answer is the rows' values, `Debug`-printed.
+fn pg4(query: &str, body: &str) -> (u16, String) {
+    use spin_sdk::pg4::{Connection, ParameterValue};
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default();
+    let params: Vec<ParameterValue> = lines
+        .map(decode)
+        .map(|(k, v)| match k {
+            'i' => ParameterValue::Int64(v.parse().unwrap_or_default()),
+            't' => ParameterValue::Str(v),
+            _ => ParameterValue::DbNull,
+        })
+        .collect();
+    let address = param(query, "address").replace("%3F", "?").replace("%3D", "=");
+    let conn = match Connection::open(&address) {
+        Ok(conn) => conn,
+        Err(e) => return (500, format!("{e:?}")),
+    };
+    match conn.query(statement, &params) {
+        Ok(rows) => (
+            200,
+            rows.rows
+                .iter()
+                .map(|row| format!("{row:?}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
         Err(e) => (500, format!("{e:?}")),
     }
 }
