@@ -185,6 +185,16 @@ pub fn run(
 /// The event as a transform left it; `raw` is rewritten to match, so the
 /// stored message never holds what a transform removed.
 fn merge(original: Event, plain: Plain) -> Event {
+    let unchanged = original.kind == plain.kind
+        && original.name == plain.name
+        && original.user_id == plain.user_id
+        && original.anonymous_id == plain.anonymous_id
+        && original.timestamp_ms == plain.timestamp_ms
+        && original.properties == plain.properties
+        && original.context == plain.context;
+    if unchanged {
+        return original;
+    }
     let mut event = Event {
         kind: plain.kind,
         message_id: plain.message_id,
@@ -224,7 +234,7 @@ fn rewritten_raw(event: &Event) -> String {
         }
         _ => {}
     }
-    Value::Object(message).to_string()
+    crate::validate::json_text(&Value::Object(message))
 }
 
 /// Each slot's settings, from `stageN_settings`.

@@ -119,7 +119,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
                     dead.push(DeadLetter {
                         code: code.to_owned(),
                         reason,
-                        raw: message.to_string(),
+                        raw: validate::json_text(message),
                     });
                 }
             }

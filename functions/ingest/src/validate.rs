@@ -64,7 +64,7 @@ pub fn check(
     sent_at: Option<&str>,
     received_ms: i64,
 ) -> Result<Event, Invalid> {
-    let raw = message.to_string();
+    let raw = json_text(message);
     if raw.len() > MAX_EVENT_BYTES {
         return Err(Invalid::new(
             "too_large",
@@ -131,7 +131,7 @@ pub fn check(
     };
     let properties = match obj.get(properties_key) {
         None | Some(Value::Null) => "{}".to_owned(),
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v @ Value::Object(_)) => json_text(v),
         Some(_) => {
             return Err(Invalid::new(
                 "invalid_field",
@@ -141,7 +141,7 @@ pub fn check(
     };
     let context = match obj.get("context") {
         None | Some(Value::Null) => "{}".to_owned(),
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v @ Value::Object(_)) => json_text(v),
         Some(_) => return Err(Invalid::new("invalid_field", "context must be an object")),
     };
     let timestamp_ms = corrected_timestamp(obj, sent_at, received_ms)?;
@@ -296,4 +296,11 @@ mod tests {
             "too_large"
         );
     }
+}
+
+/// A JSON value's text. `serde_json::to_string` writes straight into a
+/// buffer; `Value`'s `Display` goes through the formatter, which costs
+/// several times more per event in a busy batch.
+pub fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

@@ -106,5 +106,10 @@ fn base_config() -> Config {
         .wasm_component_model_async(true)
         .epoch_interruption(true)
         .memory_init_cow(true);
+    // `TRIB_PROFILE=perfmap` writes /tmp/perf-PID.map so `perf` names the
+    // guests' compiled functions (wasmtime's profiling hook; off otherwise).
+    if std::env::var("TRIB_PROFILE").as_deref() == Ok("perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }

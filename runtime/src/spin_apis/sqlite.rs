@@ -74,6 +74,8 @@ pub struct Database {
     /// waits here (parked, in order) rather than in SQLite's sleeping busy
     /// handler, which under load turns into long, unfair waits.
     writer: Arc<tokio::sync::Semaphore>,
+    /// Whether this process has put the file in WAL mode (it stays so).
+    wal: Mutex<bool>,
 }
 
 impl Database {
@@ -90,6 +92,7 @@ impl Database {
             memory,
             idle: Mutex::default(),
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            wal: Mutex::new(false),
         })
     }
 
@@ -129,8 +132,15 @@ impl Database {
         let conn = rusqlite::Connection::open(path).map_err(io)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(io)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(io)?;
+        // Once per process, by one connection at a time: switching the
+        // journal mode needs the file to itself and does not wait for it.
+        let mut wal = self.wal.lock().unwrap_or_else(|e| e.into_inner());
+        if !*wal {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(io)?;
+            *wal = true;
+        }
+        drop(wal);
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -494,5 +504,36 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_opens_of_a_new_file_all_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dbs =
+            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let access = SqliteAccess::new(&["default".to_owned()], dbs);
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let access = access.clone();
+                tokio::spawn(async move {
+                    let conn = access.open("default".into()).await?;
+                    conn.execute("CREATE TABLE IF NOT EXISTS t (i INTEGER)".into(), vec![])
+                        .await?;
+                    conn.execute("BEGIN IMMEDIATE".into(), vec![]).await?;
+                    conn.execute("INSERT INTO t VALUES (?)".into(), vec![Value::Integer(i)])
+                        .await?;
+                    conn.execute("COMMIT".into(), vec![]).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("joins").expect("writes");
+        }
+        let conn = access.open("default".into()).await.expect("opens");
+        let rows = conn
+            .execute("SELECT count(*) FROM t".into(), vec![])
+            .await
+            .expect("count");
+        assert_eq!(rows.rows, vec![vec![Value::Integer(8)]]);
     }
 }
