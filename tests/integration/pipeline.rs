@@ -109,7 +109,7 @@ fn a_chain_redacts_enriches_filters_and_dead_letters_what_it_rejects() {
         {"type": "track", "event": "Order Completed", "userId": "u2", "messageId": "bad-1",
          "properties": {"total": -5, "email": "bob@example.com"}},
         {"type": "track", "event": "Heartbeat", "userId": "u3", "messageId": "hb-1"},
-        {"type": "track", "event": 7, "userId": "u4", "messageId": "invalid-1"}
+        {"type": "track", "event": 7, "userId": "u4", "messageId": "invalid-1", "properties": {"email": "eve@example.com"}}
     ]});
     let (status, body) = post(&trib, "/v1/batch", &batch);
     assert_eq!(status, 200, "{body}");
@@ -164,6 +164,16 @@ fn a_chain_redacts_enriches_filters_and_dead_letters_what_it_rejects() {
     assert!(
         by_code.contains_key("invalid_field") || by_code.contains_key("missing_field"),
         "{dead:?}"
+    );
+    // An invalid message never reached the transforms: its payload is
+    // withheld rather than stored unredacted.
+    let invalid = dead
+        .iter()
+        .find(|d| d[0] != "schema_violation")
+        .expect("the invalid message's dead letter");
+    assert!(
+        invalid[2].contains("invalid-1") && !invalid[2].contains("eve@example.com"),
+        "{invalid:?}"
     );
     let schema_dead = by_code
         .get("schema_violation")

@@ -119,7 +119,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
                     dead.push(DeadLetter {
                         code: code.to_owned(),
                         reason,
-                        raw: validate::json_text(message),
+                        raw: validate::json_text(&validate::envelope(message)),
                     });
                 }
             }

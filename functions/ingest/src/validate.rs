@@ -208,6 +208,21 @@ fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Invalid
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letters_of_invalid_messages_keep_no_payload() {
+        let message = serde_json::json!({
+            "type": "track", "messageId": "m1",
+            "properties": {"email": "a@b.c"}, "context": {"ip": "1.2.3.4"},
+        });
+        let kept = json_text(&envelope(&message));
+        assert!(kept.contains("\"messageId\":\"m1\""), "{kept}");
+        assert!(
+            !kept.contains("a@b.c") && !kept.contains("1.2.3.4"),
+            "{kept}"
+        );
+        assert!(json_text(&envelope(&serde_json::json!("secret"))).contains("withheld"));
+    }
     use serde_json::json;
 
     const NOW: i64 = 1_700_000_000_000;
@@ -303,4 +318,33 @@ mod tests {
 /// several times more per event in a busy batch.
 pub fn json_text(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// What of an invalid message is kept as its dead letter: everything but
+/// the payload objects (`properties`, `traits`, `context`), which are
+/// replaced by a note of their size. The message never reached the
+/// transforms, so keeping its payload would store what the chain exists to
+/// redact.
+pub fn envelope(message: &Value) -> Value {
+    let Value::Object(fields) = message else {
+        return Value::String(format!(
+            "[withheld: a {} byte non-object message]",
+            json_text(message).len()
+        ));
+    };
+    Value::Object(
+        fields
+            .iter()
+            .map(|(key, value)| match key.as_str() {
+                "properties" | "traits" | "context" => (
+                    key.clone(),
+                    Value::String(format!(
+                        "[withheld: {} bytes; the message did not reach the transforms]",
+                        json_text(value).len()
+                    )),
+                ),
+                _ => (key.clone(), value.clone()),
+            })
+            .collect(),
+    )
 }
