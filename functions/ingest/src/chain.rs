@@ -138,7 +138,7 @@ pub fn run(
         }
         let (out, rejections) = call(stage, &batch, stage_settings)
             .map_err(|message| StageFailed { stage, message })?;
-        let mut rejected_ids = Vec::new();
+        let rejected = rejections.len();
         for (index, code, reason) in rejections {
             let Some(event) = batch.get(index as usize) else {
                 return Err(StageFailed {
@@ -146,7 +146,6 @@ pub fn run(
                     message: format!("rejected index {index}, past the batch of {}", batch.len()),
                 });
             };
-            rejected_ids.push(event.message_id.clone());
             refused.push(Refused {
                 event: event.clone(),
                 stage,
@@ -172,7 +171,7 @@ pub fn run(
             };
             next.push(merge(original, plain));
         }
-        dropped += before.saturating_sub(next.len() + rejected_ids.len());
+        dropped += before.saturating_sub(next.len() + rejected);
         batch = next;
     }
     Ok(Outcome {

@@ -61,7 +61,8 @@ pub struct PostgresAccess {
 
 /// An open connection, held in the instance's resource table.
 pub struct Connection {
-    inner: Option<Arc<PooledClient>>,
+    /// Taken only by `drop`, to hand the client back to its pool.
+    inner: Option<PooledClient>,
     key: PoolKey,
     pools: Arc<PostgresPools>,
 }
@@ -112,7 +113,7 @@ impl PostgresAccess {
             _ => connect(&config, key.ca_root.as_deref()).await?,
         };
         Ok(Connection {
-            inner: Some(Arc::new(client)),
+            inner: Some(client),
             key,
             pools: self.pools.clone(),
         })
@@ -233,9 +234,7 @@ impl Connection {
         statement: String,
         params: Vec<pg::ParameterValue>,
     ) -> Result<pg::RowSet, pg::Error> {
-        let client = self.client()?;
-        let stmt = client.prepare(&statement).await?;
-        let params = Param::list(params)?;
+        let (client, stmt, params) = self.prepared(&statement, params).await?;
         let rows = client
             .client
             .query(&stmt, &Param::refs(&params))
@@ -252,9 +251,7 @@ impl Connection {
         statement: String,
         params: Vec<pg::ParameterValue>,
     ) -> Result<u64, pg::Error> {
-        let client = self.client()?;
-        let stmt = client.prepare(&statement).await?;
-        let params = Param::list(params)?;
+        let (client, stmt, params) = self.prepared(&statement, params).await?;
         client
             .client
             .execute(&stmt, &Param::refs(&params))
@@ -262,10 +259,18 @@ impl Connection {
             .map_err(query_failed)
     }
 
-    fn client(&self) -> Result<Arc<PooledClient>, pg::Error> {
-        self.inner
-            .clone()
-            .ok_or_else(|| pg::Error::Other("the connection is closed".into()))
+    /// The client, `statement` prepared on it, and the validated `params`.
+    async fn prepared(
+        &self,
+        statement: &str,
+        params: Vec<pg::ParameterValue>,
+    ) -> Result<(&PooledClient, Statement, Vec<Param>), pg::Error> {
+        let client = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| pg::Error::Other("the connection is closed".into()))?;
+        let stmt = client.prepare(statement).await?;
+        Ok((client, stmt, Param::list(params)?))
     }
 }
 
@@ -293,7 +298,7 @@ impl PooledClient {
 impl Drop for Connection {
     /// Returns the client to its pool once any transaction is rolled back.
     fn drop(&mut self) {
-        let Some(client) = self.inner.take().and_then(Arc::into_inner) else {
+        let Some(client) = self.inner.take() else {
             return;
         };
         if client.client.is_closed() {

@@ -106,7 +106,14 @@ impl Database {
         let handle = match &self.memory {
             Some(memory) => Handle::Shared(memory.clone()),
             None => {
-                let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+                // Reset on the way out of the pool, here on the blocking
+                // pool rather than in `drop` on an async worker.
+                let reused = self
+                    .idle
+                    .lock()
+                    .ok()
+                    .and_then(|mut idle| idle.pop())
+                    .filter(|conn| conn.execute_batch(RESET).is_ok());
                 let conn = match reused {
                     Some(conn) => conn,
                     None => self.open_file()?,
@@ -223,7 +230,7 @@ struct Inner {
     permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
-/// Run on a connection before it goes back to the pool: its next user must
+/// Run on a connection taken from the pool: its next user must
 /// see `changes` and `last-insert-rowid` at 0, as on a new connection
 /// (SQLite has no call to reset them, but an insert with rowid 0 and an
 /// update of no rows do), and nothing of this user's.
@@ -264,10 +271,8 @@ impl Drop for Inner {
         let Some(conn) = conn.lock().ok().and_then(|mut c| c.take()) else {
             return;
         };
+        // Rolled back at once: an idle connection must not hold the lock.
         if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
-            return;
-        }
-        if conn.execute_batch(RESET).is_err() {
             return;
         }
         if let Ok(mut idle) = self.db.idle.lock()
