@@ -165,6 +165,19 @@ mod tests {
         }
     }
 
+    /// Lets other tasks run until `n` requests wait in `admission`'s queue;
+    /// fails the test if that does not happen within a second.
+    async fn until_queued(admission: &Admission, n: usize) {
+        let wait = async {
+            while admission.queued() != n {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{} queued, not {n}", admission.queued()));
+    }
+
     #[tokio::test]
     async fn waits_then_admits_when_capacity_frees() {
         let admission = Arc::new(Admission::new(1, settings(4, 2_000)));
@@ -173,10 +186,11 @@ mod tests {
             let admission = admission.clone();
             async move { admission.admit(None).await.map(|_| ()) }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(admission.queued(), 1);
+        until_queued(&admission, 1).await;
+        assert!(!waiter.is_finished(), "admitted while the slot was held");
         drop(first);
         assert_eq!(waiter.await.expect("task"), Ok(()));
+        assert_eq!(admission.queued(), 0);
     }
 
     #[tokio::test]
@@ -187,7 +201,7 @@ mod tests {
             let admission = admission.clone();
             async move { admission.admit(None).await.map(|_| ()) }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        until_queued(&admission, 1).await;
         assert_eq!(
             admission.admit(None).await.map(|_| ()),
             Err(Rejected::QueueFull)

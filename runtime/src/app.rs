@@ -2,6 +2,8 @@
 //! lazily loaded [`ComponentSlot`] per component, behind admission control.
 
 use std::collections::HashMap;
+
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ use crate::scaling::ComponentSlot;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores, SqliteStore};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
-use crate::spin_apis::sqlite::{Database, Databases, SqliteAccess};
+use crate::spin_apis::sqlite::{AttachPolicy, Database, Databases, SqliteAccess};
 use crate::variables::{Providers, Resolved};
 
 /// Runtime settings that come from flags rather than the manifest.
@@ -292,8 +294,19 @@ fn key_value_stores(app: &App, config: &RuntimeConfig) -> anyhow::Result<KeyValu
 /// stops startup.
 fn sqlite_databases(app: &App, config: &RuntimeConfig) -> anyhow::Result<Databases> {
     let mut dbs = std::collections::HashMap::new();
-    for (label, path) in &config.sqlite_databases {
-        dbs.insert(label.clone(), Arc::new(Database::new(path.clone())?));
+    for (label, db) in &config.sqlite_databases {
+        let attach = if db.allow_attach_file {
+            let root = app.root.canonicalize().with_context(|| {
+                format!("cannot resolve the app directory {}", app.root.display())
+            })?;
+            AttachPolicy::InsideApp(root)
+        } else {
+            AttachPolicy::Refuse
+        };
+        dbs.insert(
+            label.clone(),
+            Arc::new(Database::new(db.path.clone(), attach)?),
+        );
     }
     let dbs = Databases::new(dbs, app.root.join(".spin/sqlite_db.db"))?;
     for component in app.components.values() {
@@ -374,8 +387,16 @@ impl Loader {
         let spin = SpinCtx {
             variables: self.variables.for_component(component),
             key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
-            sqlite: SqliteAccess::new(&component.sqlite_databases, self.sqlite.clone()),
-            postgres: PostgresAccess::new(Arc::new(allowed.clone()), self.postgres.clone()),
+            sqlite: SqliteAccess::new(
+                &component.id,
+                &component.sqlite_databases,
+                self.sqlite.clone(),
+            ),
+            postgres: PostgresAccess::new(
+                &component.id,
+                Arc::new(allowed.clone()),
+                self.postgres.clone(),
+            ),
         };
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),

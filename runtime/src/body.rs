@@ -3,22 +3,14 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// What happened to one request that the host, not the guest, decides the
-/// status for. Shared between the request path and the guest's store.
-#[derive(Debug, Default)]
-pub struct RequestOutcome {
-    /// The request body exceeded the size limit.
-    pub body_too_large: AtomicBool,
-    /// The guest tried to grow memory past its limit.
-    pub memory_exceeded: AtomicBool,
-}
+use crate::outcome::{Delivery, RequestOutcome};
 
 /// A request body that fails once more than `limit` bytes arrive, and
 /// flags the request so the host can answer `413`.
@@ -94,6 +86,9 @@ pub struct TrackedBody<B> {
 pub struct Finish {
     /// Held until the response ends.
     pub guards: Box<dyn Send>,
+    /// Marks the request abandoned if the body is dropped before its end
+    /// (the client went away).
+    pub delivery: Delivery,
     /// The component, for metrics.
     pub component: String,
     /// The status sent.
@@ -140,8 +135,11 @@ where
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
-            && let Some(finish) = this.done.take()
+            && let Some(mut finish) = this.done.take()
         {
+            // Sent to the end, or failed by the guest: either way the
+            // client was not the one to leave.
+            finish.delivery.delivered();
             finish.record();
         }
         polled

@@ -44,9 +44,27 @@ impl fmt::Display for Located {
             self.path.display(),
             self.line,
             self.column,
-            self.field,
-            self.message
+            OneLine(&self.field),
+            OneLine(&self.message)
         )
+    }
+}
+
+/// Text from the file with its control characters escaped (`\r`, `\u{1b}`),
+/// so that a stray carriage return in a table header cannot break the
+/// one-line error or rewrite the terminal line (found by tests/fuzz).
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
     }
 }
 

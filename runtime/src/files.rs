@@ -9,7 +9,9 @@
 //!
 //! Every mount is read-only, and a guest cannot leave a mount (`..` and
 //! symlinks outside are refused by WASI's capability-based filesystem). A
-//! `source` or glob that points outside the app root is refused at startup.
+//! `source` or glob that points outside the app root, as written or through
+//! a symbolic link, is refused at startup, and nothing under `.spin/` (the
+//! host's own state) is ever staged.
 
 use std::path::{Component as PathPart, Path, PathBuf};
 
@@ -33,11 +35,28 @@ pub struct FilesError {
 }
 
 /// The mounts of `component`, staging globbed files under `root/.spin`.
+///
+/// Every path is resolved (symbolic links followed) before it is used, and
+/// anything whose real path leaves the app directory stops startup: a link
+/// inside the app must not hand a guest a file from outside it.
 pub fn mounts(root: &Path, component: &Component) -> Result<Vec<Mount>, FilesError> {
     let err = |message: String| FilesError {
         component: component.id.clone(),
         message,
     };
+    // The ID names a directory below: only a plain name may.
+    if !crate::manifest::is_kebab(&component.id) {
+        return Err(err(format!(
+            "{:?} is not a kebab-case ID, so it cannot name a staging directory",
+            component.id
+        )));
+    }
+    let real_root = root.canonicalize().map_err(|e| {
+        err(format!(
+            "cannot resolve the app directory {}: {e}",
+            root.display()
+        ))
+    })?;
     let mut mounts = Vec::new();
     let mut patterns = Vec::new();
     for mount in &component.files {
@@ -49,13 +68,15 @@ pub fn mounts(root: &Path, component: &Component) -> Result<Vec<Mount>, FilesErr
                 let host = inside(root, source).ok_or_else(|| {
                     err(format!("source {source:?} is outside the app directory"))
                 })?;
-                if !host.is_dir() {
+                let real = resolve_inside(&real_root, &host)
+                    .map_err(|m| err(format!("source {source:?} {m}")))?;
+                if !real.is_dir() {
                     return Err(err(format!(
                         "source {source:?} is not a directory (mount directories; use a glob for single files)"
                     )));
                 }
                 mounts.push(Mount {
-                    host,
+                    host: real,
                     guest: destination.clone(),
                 });
             }
@@ -63,8 +84,8 @@ pub fn mounts(root: &Path, component: &Component) -> Result<Vec<Mount>, FilesErr
         }
     }
     if !patterns.is_empty() {
-        let staging = root.join(".spin/files").join(&component.id);
-        stage(root, &staging, &patterns, &component.exclude_files).map_err(err)?;
+        let staging = staging_dir(&real_root, &component.id).map_err(err)?;
+        stage(&real_root, &staging, &patterns, &component.exclude_files).map_err(err)?;
         mounts.push(Mount {
             host: staging,
             guest: "/".to_owned(),
@@ -73,7 +94,7 @@ pub fn mounts(root: &Path, component: &Component) -> Result<Vec<Mount>, FilesErr
     Ok(mounts)
 }
 
-/// `root/rel`, if `rel` stays inside `root`.
+/// `root/rel`, if `rel` stays inside `root` as written.
 fn inside(root: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
     if rel.is_absolute() || rel.components().any(|c| matches!(c, PathPart::ParentDir)) {
@@ -82,40 +103,94 @@ fn inside(root: &Path, rel: &str) -> Option<PathBuf> {
     Some(root.join(rel))
 }
 
-fn stage(root: &Path, staging: &Path, patterns: &[&str], exclude: &[String]) -> Result<(), String> {
-    let _ = std::fs::remove_dir_all(staging);
-    std::fs::create_dir_all(staging)
+/// The real path of `path`, if it is inside `real_root` (itself resolved).
+fn resolve_inside(real_root: &Path, path: &Path) -> Result<PathBuf, String> {
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("cannot be resolved: {e}"))?;
+    if real.starts_with(real_root) {
+        Ok(real)
+    } else {
+        Err(format!(
+            "resolves to {}, outside the app directory (symbolic links may not leave it)",
+            real.display()
+        ))
+    }
+}
+
+/// `.spin/files/ID` under the app, emptied for a new staging: every
+/// directory on the way must be a real directory of the app's own, and an
+/// old staging directory is replaced only where it is one (a symbolic link
+/// in its place is removed, never followed).
+fn staging_dir(real_root: &Path, id: &str) -> Result<PathBuf, String> {
+    let mut dir = real_root.to_owned();
+    for part in [".spin", "files"] {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} is not a directory (a file or symbolic link is in the way; remove it)",
+                    dir.display()
+                ));
+            }
+            Err(_) => std::fs::create_dir(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?,
+        }
+    }
+    let staging = dir.join(id);
+    match std::fs::symlink_metadata(&staging) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&staging),
+        Ok(_) => std::fs::remove_file(&staging),
+        Err(_) => Ok(()),
+    }
+    .map_err(|e| format!("cannot clear {}: {e}", staging.display()))?;
+    std::fs::create_dir(&staging)
         .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+    Ok(staging)
+}
+
+/// Links (or copies) every file the patterns match into `staging`, by its
+/// path relative to the app. Nothing under `.spin/` is ever staged: that is
+/// the host's state (key-value and SQLite files, other staging areas).
+fn stage(
+    real_root: &Path,
+    staging: &Path,
+    patterns: &[&str],
+    exclude: &[String],
+) -> Result<(), String> {
     let excluded: Vec<glob::Pattern> = exclude
         .iter()
         .map(|p| glob::Pattern::new(p).map_err(|e| format!("exclude_files {p:?}: {e}")))
         .collect::<Result<_, _>>()?;
+    let state = real_root.join(".spin");
     for pattern in patterns {
-        if inside(root, pattern).is_none() {
+        let Some(full) = inside(real_root, pattern) else {
             return Err(format!(
                 "pattern {pattern:?} reaches outside the app directory"
             ));
-        }
-        let full = root.join(pattern);
+        };
         let full = full.to_str().ok_or("non-UTF-8 path")?;
         let matches = glob::glob(full).map_err(|e| format!("pattern {pattern:?}: {e}"))?;
         for path in matches.flatten() {
-            if !path.is_file() {
-                continue;
-            }
-            let Ok(rel) = path.strip_prefix(root) else {
+            let Ok(rel) = path.strip_prefix(real_root) else {
                 continue;
             };
-            if excluded.iter().any(|p| p.matches_path(rel)) {
+            if path.starts_with(&state) || excluded.iter().any(|p| p.matches_path(rel)) {
+                continue;
+            }
+            let real = resolve_inside(real_root, &path)
+                .map_err(|m| format!("{pattern:?} matches {} which {m}", rel.display()))?;
+            if !real.is_file() || real.starts_with(&state) {
                 continue;
             }
             let target = staging.join(rel);
             if let Some(dir) = target.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            if std::fs::hard_link(&path, &target).is_err() {
-                std::fs::copy(&path, &target)
-                    .map_err(|e| format!("cannot stage {}: {e}", path.display()))?;
+            if std::fs::hard_link(&real, &target).is_err() {
+                std::fs::copy(&real, &target)
+                    .map_err(|e| format!("cannot stage {}: {e}", rel.display()))?;
             }
         }
     }

@@ -11,10 +11,10 @@ use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::body::RequestOutcome;
 use crate::files::Mount;
 use crate::manifest::Component;
 use crate::outbound::{OutboundHooks, OutboundHttp};
+use crate::outcome::InstanceRequests;
 use crate::spin_apis::{SpinCtx, SpinView};
 
 /// Per-store state of one guest instance.
@@ -34,7 +34,7 @@ pub struct MemoryLimit {
     max_bytes: usize,
     exceeded: bool,
     /// Requests this instance is serving; flagged when the cap is hit.
-    pub outcomes: Vec<Arc<RequestOutcome>>,
+    pub outcomes: InstanceRequests,
 }
 
 /// Table elements one table may grow to; far above what real guests use.
@@ -61,11 +61,7 @@ impl ResourceLimiter for MemoryLimit {
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.exceeded = true;
-            for outcome in &self.outcomes {
-                outcome
-                    .memory_exceeded
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
+            self.outcomes.memory_exceeded();
             return Ok(false);
         }
         Ok(true)
@@ -140,7 +136,7 @@ impl InstanceTemplate {
             limits: MemoryLimit {
                 max_bytes: self.max_memory,
                 exceeded: false,
-                outcomes: Vec::new(),
+                outcomes: InstanceRequests::default(),
             },
         }
     }

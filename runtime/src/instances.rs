@@ -5,10 +5,15 @@
 //! module supplies the policy: how an instance is made, how many requests it
 //! may take (one by default, so every request is isolated as in Spin), and
 //! what happens when it ends.
+//!
+//! An instance lives only while someone wants its work: it is stopped (at
+//! its next epoch tick, or at once if it is waiting) when every client it
+//! is working for has gone away, when its request outlives the request
+//! timeout, and when the server shuts down past its grace period.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,11 +25,30 @@ use wasmtime_wasi_http::handler::{
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 
-use crate::body::RequestOutcome;
+use crate::host::{HostState, InstanceTemplate};
+use crate::outcome::{InstanceRequests, RequestOutcome};
 
 /// How `ProxyHandler` words the error of a worker it stopped at the deadline.
 const EXPIRED: &str = "guest timed out";
-use crate::host::{HostState, InstanceTemplate};
+
+/// Set when the server gives up on its in-flight requests: every instance
+/// still running stops.
+static HALTED: AtomicBool = AtomicBool::new(false);
+/// Instances alive in this process.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Stops every running instance (shutdown past its grace period) and
+/// waits up to `wait` for them to be gone; returns how many are left.
+pub async fn halt_all(wait: Duration) -> usize {
+    HALTED.store(true, Ordering::Release);
+    let deadline = tokio::time::Instant::now() + wait;
+    // Each instance notices at its next epoch tick or wake-up; a short poll
+    // is enough for a path taken once per process.
+    while LIVE.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    LIVE.load(Ordering::Acquire)
+}
 
 /// How instances of a component are reused and bounded in time.
 #[derive(Debug, Clone)]
@@ -106,7 +130,9 @@ impl HandlerState for ComponentInstances {
         store.epoch_deadline_async_yield_and_update(1);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instances_created.fetch_add(1, Ordering::Relaxed);
+        LIVE.fetch_add(1, Ordering::AcqRel);
         crate::metrics::instance_started(&self.template.component, started.elapsed());
+        let requests = store.data().limits.outcomes.clone();
         Ok(Instance {
             store,
             proxy,
@@ -115,6 +141,7 @@ impl HandlerState for ComponentInstances {
                 idle_timeout: self.policy.idle_timeout,
                 request_timeout: self.policy.request_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+                requests,
             },
             state: Worker {
                 component: self.template.component.clone(),
@@ -129,9 +156,13 @@ pub struct Expiration {
     idle_timeout: Duration,
     request_timeout: Option<Duration>,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The requests the instance works for.
+    requests: InstanceRequests,
 }
 
 impl WorkerExpiration for Expiration {
+    /// Polled from outside the guest's event loop, so also while a guest
+    /// busy-loops (at every epoch tick) or waits on the host.
     fn poll(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -139,8 +170,17 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         let limit = match status {
-            WorkerStatus::Idle => Some(self.idle_timeout),
-            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+            WorkerStatus::Idle => {
+                // Done with every request: their capacity goes back.
+                self.requests.clear();
+                Some(self.idle_timeout)
+            }
+            WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                if HALTED.load(Ordering::Acquire) || self.requests.all_abandoned(cx.waker()) {
+                    return Poll::Ready(());
+                }
+                self.request_timeout
+            }
         };
         let Some(deadline) = limit.and_then(|l| start.checked_add(l)) else {
             return Poll::Pending;
@@ -179,10 +219,7 @@ impl WorkerState for Worker {
         outcome: Arc<RequestOutcome>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
-        let outcomes = &mut store.data_mut().limits.outcomes;
-        // Forget requests that have finished (only the store still holds them).
-        outcomes.retain(|o| Arc::strong_count(o) > 1);
-        outcomes.push(outcome);
+        store.data_mut().limits.outcomes.push(outcome);
         match self.policy.request_timeout {
             Some(limit) => Box::pin(tokio::time::sleep(limit)),
             None => Box::pin(std::future::pending()),
@@ -191,15 +228,20 @@ impl WorkerState for Worker {
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         crate::metrics::instance_ended(&self.component);
-        // Memory-limit hits and timeouts are reported once, by the request
-        // they failed.
-        if let Err(error) = result
+        let abandoned = store.data().limits.outcomes.abandoned();
+        if abandoned && result.is_err() {
+            tracing::info!(component = %self.component, "client went away: stopped the instance working for it");
+            crate::metrics::instance_abandoned(&self.component);
+        } else if let Err(error) = result
             && !store.data().limits.exceeded()
             && !error.is::<ExpirationError>()
             && error.to_string() != EXPIRED
         {
+            // Memory-limit hits and timeouts are reported once, by the
+            // request they failed.
             tracing::error!(component = %self.component, "guest instance failed: {error:#}");
         }
         drop(store);
+        LIVE.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -27,6 +27,7 @@ pub mod instances;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod outcome;
 pub mod router;
 pub mod runtime_config;
 pub mod scaling;

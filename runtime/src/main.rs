@@ -12,6 +12,7 @@ use trib::app::{DEFAULT_MAX_REQUEST_BODY, RuntimeSettings};
 use trib::engine::EngineSettings;
 use trib::engine::compile_cache::CompileCache;
 use trib::runtime_config::{RuntimeConfig, parse_duration};
+use trib::server::ConnectionSettings;
 
 /// Every request allocates a store, a resource table and HTTP plumbing and
 /// frees them moments later on another thread; mimalloc's per-thread free
@@ -122,13 +123,25 @@ struct UpArgs {
     /// Linear-memory limit per instance, in MiB.
     #[arg(long, default_value_t = 256)]
     max_instance_memory_mib: usize,
-    /// Wall-clock limit for a component to produce its response, e.g.
-    /// `30s` or `500ms` (default: none).
-    #[arg(long, value_parser = parse_duration)]
-    request_timeout: Option<Duration>,
-    /// How long to wait for in-flight requests on shutdown.
+    /// Wall-clock limit for a component to produce its response (and for
+    /// an instance's work after it), e.g. `30s` or `500ms`; `0` for none.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    request_timeout: Duration,
+    /// How long to wait for in-flight requests on shutdown; then running
+    /// instances are stopped.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     shutdown_grace: Duration,
+    /// Time a client has to send a request's head once the connection is
+    /// ready for one (also how long an HTTP/1 keep-alive connection waits
+    /// for its next request).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    header_read_timeout: Duration,
+    /// A connection that starts no request for this long is closed.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    idle_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
     /// Build the app (`trib build`) before serving it.
     #[arg(long)]
     build: bool,
@@ -206,7 +219,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         } else {
             args.cache_dir.or_else(CompileCache::default_dir)
         },
-        request_timeout: args.request_timeout,
+        request_timeout: (!args.request_timeout.is_zero()).then_some(args.request_timeout),
         queue: QueueSettings {
             max_queued: args.max_queued,
             timeout: args.queue_timeout,
@@ -220,11 +233,17 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(_) => Some(trib::metrics::install()?),
         None => None,
     };
+    let connections = ConnectionSettings {
+        shutdown_grace: args.shutdown_grace,
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         if let (Some(addr), Some(handle)) = (args.admin_listen, metrics) {
             let bound = trib::metrics::serve_admin(addr, handle)
                 .await
@@ -243,10 +262,14 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
             let _ = stop_tx.send(true);
         });
-        trib::server::serve(loaded, listener, stop_rx, args.shutdown_grace)
+        trib::server::serve(loaded, listener, stop_rx, connections)
             .await
             .context("server failed")
-    })
+    });
+    // Whatever is still running (a blocking SQLite call, say) gets a moment,
+    // not a veto over the exit.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    served
 }
 
 /// Prints what `spin up` prints, so scripts and people see the same thing.

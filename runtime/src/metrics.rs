@@ -38,20 +38,50 @@ pub const UNLOADS: &str = "trib_component_unloads_total";
 pub const LOADED: &str = "trib_component_loaded";
 /// Requests that waited for their component to load first, by component.
 pub const COLD_STARTS: &str = "trib_cold_starts_total";
+/// Instances stopped because every client they worked for went away, by
+/// component.
+pub const ABANDONED: &str = "trib_abandoned_instances_total";
+/// HTTP connections open now on the app listener.
+pub const CONNECTIONS_OPEN: &str = "trib_connections_open";
 /// Limits hit, by component and limit (timeout, memory, body_size, queue_full, queue_timeout).
 pub const LIMIT_HITS: &str = "trib_limit_hits_total";
 
-/// Installs the process-wide Prometheus recorder and returns the handle
-/// that renders it.
-pub fn install() -> anyhow::Result<PrometheusHandle> {
+/// How often recorded samples are folded into their histograms when nobody
+/// scrapes: each sample waits in a queue until then, so without upkeep an
+/// unscraped server grows by every request it serves.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder's configuration: our histogram buckets.
+pub fn builder() -> anyhow::Result<PrometheusBuilder> {
     let seconds = [
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
         0.5, 1.0, 2.5, 5.0, 10.0,
     ];
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?
-        .install_recorder()?;
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)?)
+}
+
+/// Installs the process-wide Prometheus recorder, keeps it in shape, and
+/// returns the handle that renders it.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = builder()?.install_recorder()?;
+    keep_up(handle.clone(), UPKEEP_INTERVAL)?;
     Ok(handle)
+}
+
+/// Runs `handle`'s upkeep every `interval` on a thread of its own, for the
+/// life of the process (a thread, not a task: it must go on whatever the
+/// async runtime is doing).
+pub fn keep_up(handle: PrometheusHandle, interval: Duration) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("trib-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                handle.run_upkeep();
+            }
+        })?;
+    Ok(())
 }
 
 /// Serves `GET /metrics` on `addr` until the process ends.
@@ -110,6 +140,11 @@ pub fn instance_started(component: &str, elapsed: Duration) {
     histogram!(INSTANTIATE_SECONDS, "component" => component.to_owned())
         .record(elapsed.as_secs_f64());
     gauge!(INSTANCES_ACTIVE, "component" => component.to_owned()).increment(1.0);
+}
+
+/// Records an instance stopped because its clients went away.
+pub fn instance_abandoned(component: &str) {
+    counter!(ABANDONED, "component" => component.to_owned()).increment(1);
 }
 
 /// Records one live instance fewer.

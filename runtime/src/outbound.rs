@@ -22,7 +22,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::{AllowedHosts, Destination, default_port};
 use crate::app::LoadedApp;
-use crate::body::RequestOutcome;
+use crate::outcome::RequestOutcome;
 use crate::router::RouteMatch;
 
 /// The suffix of hosts that name components of this app.

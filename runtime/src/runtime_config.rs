@@ -61,9 +61,21 @@ pub struct RuntimeConfig {
     pub components: IndexMap<String, ScalingPolicy>,
     /// Key-value stores by label (`default` may be overridden).
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
-    /// SQLite databases by label (`default` may be overridden): a file
-    /// path (relative to the working directory, as in Spin), or in memory.
-    pub sqlite_databases: IndexMap<String, Option<std::path::PathBuf>>,
+    /// SQLite databases by label (`default` may be overridden).
+    pub sqlite_databases: IndexMap<String, SqliteDatabaseConfig>,
+}
+
+/// `[sqlite_database.LABEL]`: where a database lives and what its guests
+/// may do beyond plain SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqliteDatabaseConfig {
+    /// The file (relative to the working directory, as in Spin), or in
+    /// memory without one.
+    pub path: Option<std::path::PathBuf>,
+    /// Whether guests may `ATTACH` (and `VACUUM INTO`) other files; even
+    /// then only files inside the app directory. Off by default: an attach
+    /// reaches any file the host can open.
+    pub allow_attach_file: bool,
 }
 
 /// `[key_value_store.LABEL]`: where a store's data lives.
@@ -92,7 +104,18 @@ struct RawRuntimeConfig {
     #[serde(default)]
     key_value_store: IndexMap<Spanned<String>, RawKeyValueStore>,
     #[serde(default)]
-    sqlite_database: IndexMap<Spanned<String>, RawKeyValueStore>,
+    sqlite_database: IndexMap<Spanned<String>, RawSqliteDatabase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSqliteDatabase {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    allow_attach_file: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,7 +233,13 @@ pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, Config
                 ),
             ));
         }
-        sqlite_databases.insert(label.into_inner(), raw.path.map(std::path::PathBuf::from));
+        sqlite_databases.insert(
+            label.into_inner(),
+            SqliteDatabaseConfig {
+                path: raw.path.map(std::path::PathBuf::from),
+                allow_attach_file: raw.allow_attach_file,
+            },
+        );
     }
     Ok(RuntimeConfig {
         components,
@@ -228,11 +257,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    // Checked: `u64::MAX` minutes overflowed (a panic in debug builds, a
+    // silently wrapped timeout in release; found by tests/fuzz).
+    let scaled = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{s:?} is too long"))
+    };
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
+        "m" => scaled(60),
+        "h" => scaled(3600),
         other => Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
     }
 }

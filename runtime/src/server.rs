@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,7 +20,8 @@ use std::time::Instant;
 use wasmtime_wasi_http::handler::ExpirationError;
 
 use crate::app::LoadedApp;
-use crate::body::{Finish, LimitedBody, RequestOutcome, TrackedBody};
+use crate::body::{Finish, LimitedBody, TrackedBody};
+use crate::outcome::{Delivery, RequestOutcome};
 use crate::router::RouteMatch;
 use crate::scaling::ComponentSlot;
 
@@ -42,27 +43,63 @@ const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How the listener treats connections.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// How long open connections may finish after shutdown starts; past
+    /// it, running instances are stopped.
+    pub shutdown_grace: Duration,
+    /// Time allowed to receive a request's head, counted from when the
+    /// connection is ready for one (so it also bounds how long an HTTP/1
+    /// keep-alive connection waits for its next request). Slow-loris
+    /// clients are cut off here.
+    pub header_read_timeout: Duration,
+    /// A connection that starts no request for this long is closed
+    /// (gracefully: a response still streaming finishes first).
+    pub idle_timeout: Duration,
+    /// Connections open at once; past it, new ones wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// How long shutdown waits for stopped instances to be gone.
+const HALT_WAIT: Duration = Duration::from_secs(2);
+
 /// Serves `app` on `listener` until `shutdown` flips to `true`, then stops
-/// accepting and waits up to `grace` for open connections to finish.
+/// accepting, waits up to the grace period for open connections to finish,
+/// and stops whatever instances are still running.
 pub async fn serve(
     app: Arc<LoadedApp>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
+    settings: ConnectionSettings,
 ) -> std::io::Result<()> {
     let epoch = EpochTicker::start(app.engine.clone());
     let reaper = crate::scaling::spawn_reaper(app.components.values().cloned().collect());
+    let connections = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     // Every connection task holds a clone of `open`; `closed.recv()` ends
     // once all of them are gone.
     let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
+    let builder = connection_builder(&settings);
     loop {
-        let (stream, client) = tokio::select! {
+        let (permit, stream, client) = tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() { break; }
                 continue;
             }
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+            accepted = accept(&listener, &connections) => match accepted {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -72,35 +109,70 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         metrics::counter!(crate::metrics::CONNECTIONS).increment(1);
+        metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
         let app = app.clone();
         let open = open.clone();
         let mut conn_shutdown = shutdown.clone();
+        let builder = builder.clone();
+        let idle_timeout = settings.idle_timeout;
         tokio::spawn(async move {
+            // When the connection last started a request, in milliseconds
+            // since it opened.
+            let opened = tokio::time::Instant::now();
+            let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let stamp = last_request.clone();
             let service = hyper::service::service_fn(move |req| {
+                stamp.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(&app, req, client).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => if let Err(e) = res {
-                    tracing::debug!(error = %e, %client, "connection ended with an error");
-                },
-                _ = async { let _ = conn_shutdown.wait_for(|stop| *stop).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            loop {
+                let last = last_request.load(Ordering::Relaxed);
+                let idle_until = opened + Duration::from_millis(last) + idle_timeout;
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(error = %e, %client, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = tokio::time::sleep_until(idle_until) => {
+                        if last_request.load(Ordering::Relaxed) != last {
+                            continue;
+                        }
+                        // Graceful: a response still on its way finishes.
+                        tracing::debug!(%client, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.as_mut().await;
+                        break;
+                    }
+                    _ = async { let _ = conn_shutdown.wait_for(|stop| *stop).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.as_mut().await;
+                        break;
+                    }
                 }
             }
+            metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).decrement(1.0);
+            drop(permit);
             drop(open);
         });
     }
     drop(open);
     drop(listener);
-    if tokio::time::timeout(grace, closed.recv()).await.is_err() {
+    if tokio::time::timeout(settings.shutdown_grace, closed.recv())
+        .await
+        .is_err()
+    {
+        // The grace is over: stop the guests still running (while the
+        // epoch still ticks, so busy ones notice), then leave.
+        let left = crate::instances::halt_all(HALT_WAIT).await;
         tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
-            "connections still open after the grace period"
+            grace_ms = settings.shutdown_grace.as_millis() as u64,
+            instances_left = left,
+            "connections still open after the grace period: stopped their instances"
         );
     }
     drop(epoch);
@@ -108,6 +180,41 @@ pub async fn serve(
         reaper.abort();
     }
     Ok(())
+}
+
+/// The next connection, once there is room for one.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<tokio::sync::Semaphore>,
+) -> std::io::Result<(
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::net::TcpStream,
+    SocketAddr,
+)> {
+    let permit = connections
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (stream, client) = listener.accept().await?;
+    Ok((permit, stream, client))
+}
+
+/// HTTP/1.1 and h2c with our timeouts.
+fn connection_builder(
+    settings: &ConnectionSettings,
+) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
 }
 
 /// Handles one request end to end; never fails (errors become statuses).
@@ -180,8 +287,10 @@ pub async fn invoke(
         crate::metrics::request_done(component, status.as_u16(), started.elapsed());
         text(status, body)
     };
-    let admitted = match app.admission.admit(slot.concurrency()).await {
-        Ok(admitted) => admitted,
+    match app.admission.admit(slot.concurrency()).await {
+        // Held by the outcome: until the response is done and no instance
+        // works for the request any more.
+        Ok(admitted) => outcome.hold(admitted),
         Err(rejected) => {
             tracing::warn!(component, reason = %rejected, queued = app.admission.queued(), "no capacity: 503");
             crate::metrics::limit_hit(component, rejected.limit());
@@ -195,7 +304,7 @@ pub async fn invoke(
             );
             return resp;
         }
-    };
+    }
     let in_flight = slot.enter();
     let ready = match slot.get().await {
         Ok((ready, cold)) => {
@@ -210,7 +319,14 @@ pub async fn invoke(
         }
     };
     let handle_started = Instant::now();
+    // If this future is dropped while the guest works (the client went
+    // away), the guest is stopped: nobody is left to answer.
+    let mut delivery = Delivery::new(outcome.clone());
     let result = ready.handler.handle(outcome.clone(), req).await;
+    if result.is_err() {
+        // The client will hear of it: an error status follows.
+        delivery.delivered();
+    }
     // A guest that never yields is stopped from outside its event loop, and
     // its request then fails as "trapped" rather than "expired"; a failure at
     // or past the deadline is a timeout either way.
@@ -262,7 +378,8 @@ pub async fn invoke(
         "response started"
     );
     let finish = Finish {
-        guards: Box::new((admitted, in_flight, ready)),
+        guards: Box::new((in_flight, ready)),
+        delivery,
         component: component.to_owned(),
         status,
         started,

@@ -7,7 +7,9 @@
 mod app;
 mod build;
 mod compose;
+mod crash;
 mod files_env;
+mod hardening;
 mod host_apis;
 mod ingest;
 mod manifests;
@@ -15,5 +17,6 @@ mod outbound;
 mod pipeline;
 mod postgres;
 mod scaling;
+mod segment_compat;
 mod serving;
 mod support;

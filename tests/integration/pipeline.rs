@@ -65,13 +65,20 @@ fn post(trib: &Trib, path: &str, body: &Value) -> (u16, Value) {
 }
 
 /// Rows of one statement on the app's SQLite file, as JSON text per cell.
+/// The file and its tables must exist: no rows only ever means a real,
+/// empty result.
 fn rows(app: &AppDir, sql: &str) -> Vec<Vec<String>> {
     let path = app.path().join(".spin/sqlite_db.db");
-    if !path.exists() {
-        return Vec::new();
-    }
-    let db = rusqlite::Connection::open(path).expect("db");
-    let mut stmt = db.prepare(sql).expect("prepare");
+    assert!(
+        path.is_file(),
+        "{} does not exist: nothing was ever stored, so there are no rows to read",
+        path.display()
+    );
+    let db = rusqlite::Connection::open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut stmt = db
+        .prepare(sql)
+        .unwrap_or_else(|e| panic!("{sql} on {}: {e}", path.display()));
     let width = stmt.column_count();
     stmt.query_map([], |row| {
         (0..width)
@@ -218,14 +225,42 @@ fn a_trapping_transform_fails_the_batch_and_stores_nothing() {
     assert_eq!(status, 500, "{body}");
     // The trap is the host's 500 (the instance died), not a stage's error.
     assert_ne!(body["code"], "transform_failed", "{body}");
-    assert!(trib.log().contains("ingest"), "{}", trib.log());
-    assert!(rows(&app, "SELECT id FROM events").is_empty());
-    assert!(rows(&app, "SELECT id FROM dead_letters").is_empty());
+    // The log tells what happened and where: the transform's own panic
+    // (guest stderr), the wasm trap it became, and the one failed request,
+    // each with the component's name.
+    let log = trib.log();
+    let of_ingest =
+        |line: &str| line.contains("component=ingest") || line.contains("component=\"ingest\"");
+    assert!(
+        log.contains("transform-trap: event t-2 asked to trap"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("wasm `unreachable` instruction executed") && of_ingest(l)),
+        "{log}"
+    );
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{log}");
+    assert!(
+        of_ingest(failures[0]) && failures[0].contains("path=/v1/batch"),
+        "{log}"
+    );
     // The next batch, without the trap, goes through the same chain.
     let batch =
         json!({"batch": [{"type": "track", "event": "A", "userId": "u1", "messageId": "t-3"}]});
     let (status, body) = post(&trib, "/v1/batch", &batch);
     assert_eq!((status, body["stored"].clone()), (200, json!(1)), "{body}");
+    // Only it is stored: nothing of the trapped batch (not even its valid
+    // first event) and no dead letter.
+    assert_eq!(
+        rows(&app, "SELECT message_id FROM events"),
+        vec![vec!["t-3".to_owned()]]
+    );
+    assert!(rows(&app, "SELECT id FROM dead_letters").is_empty());
 }
 
 #[test]

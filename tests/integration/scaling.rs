@@ -5,6 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::support::{AppDir, Trib, client, metric, shared_cache};
 
+/// The label set of the `p3` component's series.
+const P3: &str = "component=\"p3\"";
+/// How long a test waits for a metric to show what it awaits.
+const WAIT: Duration = Duration::from_secs(10);
+
 const APP: &str = r#"
 spin_manifest_version = 2
 [application]
@@ -48,6 +53,8 @@ fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
         "[component.p3]\nmax_concurrency = 2\n",
         &["--max-queued", "3", "--queue-timeout", "3s"],
     );
+    // Loaded first, so that the flood measures queueing, not a cold start.
+    assert_eq!(get(&trib, "/p3/warm").status().as_u16(), 200);
     let url = trib.url("/p3/sleep?ms=600");
     let started = Instant::now();
     let handles: Vec<_> = (0..10)
@@ -64,19 +71,17 @@ fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
             })
         })
         .collect();
-    // While the flood is in flight, requests are visibly queued.
-    std::thread::sleep(Duration::from_millis(300));
-    let during = trib.metrics();
-    assert_eq!(metric(&during, "trib_queued_requests", ""), 3.0, "{during}");
-    assert_eq!(
-        metric(&during, "trib_pool_slots_in_use", ""),
-        2.0,
-        "{during}"
-    );
-    assert_eq!(
-        metric(&during, "trib_instances_active", "component=\"p3\""),
-        2.0,
-        "{during}"
+    // While the flood is in flight, requests are visibly queued: two run
+    // (with their instances), three wait. The first two answer after 600 ms,
+    // so this state must show by then; a wait that never sees it fails.
+    trib.wait_metrics(
+        "two requests running and three queued",
+        Duration::from_secs(3),
+        |m| {
+            m.find("trib_queued_requests", "") == Some(3.0)
+                && m.find("trib_pool_slots_in_use", "") == Some(2.0)
+                && m.find("trib_instances_active", P3) == Some(2.0)
+        },
     );
     let results: Vec<_> = handles
         .into_iter()
@@ -102,116 +107,118 @@ fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
     );
     // Queued ones ran after the first two: three waves of 600 ms at most.
     assert!(started.elapsed() < Duration::from_secs(4));
-    let after = trib.metrics();
+    let after = trib.scrape();
     assert_eq!(
-        metric(
-            &after,
-            "trib_requests_total",
-            "component=\"p3\",status=\"503\""
+        after.get("trib_requests_total", "component=\"p3\",status=\"503\""),
+        5.0,
+        "{after}"
+    );
+    assert_eq!(
+        after.get("trib_requests_total", "component=\"p3\",status=\"200\""),
+        6.0,
+        "five of the flood and the warm-up:\n{after}"
+    );
+    assert_eq!(
+        after.get(
+            "trib_limit_hits_total",
+            "component=\"p3\",limit=\"queue_full\""
         ),
         5.0,
         "{after}"
     );
-    assert_eq!(
-        metric(&after, "trib_limit_hits_total", "limit=\"queue_full\""),
-        5.0,
-        "{after}"
-    );
-    assert_eq!(metric(&after, "trib_queued_requests", ""), 0.0);
+    assert_eq!(after.get("trib_queued_requests", ""), 0.0, "{after}");
 }
 
 #[test]
 fn components_load_lazily_scale_to_zero_and_reload() {
     let (_app, trib) = start("[component.p3]\nidle_timeout = \"700ms\"\n", &[]);
-    let m = trib.metrics();
-    let loads = |m: &str| metric(m, "trib_component_loads_total", "component=\"p3\"");
-    let unloads = |m: &str| metric(m, "trib_component_unloads_total", "component=\"p3\"");
-    let loaded = |m: &str| metric(m, "trib_component_loaded", "component=\"p3\"");
+    let m = trib.scrape();
+    // Load counters are created by the first load: absent means none yet.
     assert_eq!(
-        loads(&m),
+        m.get_or_zero("trib_component_loads_total", P3),
         0.0,
         "nothing is loaded before its first request:\n{m}"
     );
     assert!(!trib.log().contains("component loaded"), "{}", trib.log());
 
+    let before_use = Instant::now();
     assert_eq!(get(&trib, "/p3/one").status().as_u16(), 200);
-    let m = trib.metrics();
-    assert_eq!((loads(&m), loaded(&m)), (1.0, 1.0), "{m}");
-    assert_eq!(
-        metric(&m, "trib_cold_starts_total", "component=\"p3\""),
-        1.0
-    );
+    let m = trib.scrape();
+    assert_eq!(m.get("trib_component_loads_total", P3), 1.0);
+    assert_eq!(m.get("trib_component_loaded", P3), 1.0);
+    assert_eq!(m.get("trib_cold_starts_total", P3), 1.0);
     // The other component is still not loaded.
     assert_eq!(
-        metric(&m, "trib_component_loads_total", "component=\"other\""),
-        0.0
+        m.get_or_zero("trib_component_loads_total", "component=\"other\""),
+        0.0,
+        "{m}"
     );
 
-    std::thread::sleep(Duration::from_millis(1500));
-    let m = trib.metrics();
+    // Idle for its idle time, it is unloaded: wait for that to show, and
+    // check it did not happen sooner.
+    let m = trib.wait_metric("trib_component_loaded", P3, 0.0, WAIT);
+    assert!(
+        before_use.elapsed() >= Duration::from_millis(700),
+        "unloaded before its idle time: {:?}",
+        before_use.elapsed()
+    );
     assert_eq!(
-        (unloads(&m), loaded(&m)),
-        (1.0, 0.0),
+        m.get("trib_component_unloads_total", P3),
+        1.0,
         "idle component unloaded:\n{m}"
     );
 
     let resp = get(&trib, "/p3/two");
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().expect("body"), "hello from p3 at /p3/two\n");
-    let m = trib.metrics();
-    assert_eq!((loads(&m), loaded(&m)), (2.0, 1.0), "reloaded:\n{m}");
-    assert_eq!(
-        metric(&m, "trib_cold_starts_total", "component=\"p3\""),
-        2.0
-    );
+    let m = trib.scrape();
+    assert_eq!(m.get("trib_component_loads_total", P3), 2.0, "reloaded");
+    assert_eq!(m.get("trib_component_loaded", P3), 1.0, "reloaded");
+    assert_eq!(m.get("trib_cold_starts_total", P3), 2.0);
     // Reloads come from the compile cache.
-    assert!(
-        metric(&m, "trib_compile_cache_hits_total", "") >= 1.0,
-        "{m}"
-    );
+    assert!(m.get("trib_compile_cache_hits_total", "") >= 1.0, "{m}");
 }
 
 #[test]
 fn min_warm_loads_at_startup_and_never_unloads() {
+    // `other` has the same short idle time and no `min_warm`: its unload
+    // shows when the reaper has looked at p3 past its idle time too.
     let (_app, trib) = start(
-        "[component.p3]\nmin_warm = 1\nidle_timeout = \"100ms\"\n",
+        "[component.p3]\nmin_warm = 1\nidle_timeout = \"100ms\"\n\
+         [component.other]\nidle_timeout = \"100ms\"\n",
         &[],
     );
-    let m = trib.metrics();
-    assert_eq!(
-        metric(&m, "trib_component_loaded", "component=\"p3\""),
-        1.0,
-        "{m}"
-    );
-    std::thread::sleep(Duration::from_millis(400));
-    let m = trib.metrics();
-    assert_eq!(
-        metric(&m, "trib_component_unloads_total", "component=\"p3\""),
-        0.0,
-        "{m}"
-    );
+    let m = trib.scrape();
+    assert_eq!(m.get("trib_component_loaded", P3), 1.0);
+    // Used after p3 was loaded, so idle for less time than p3 at any check.
+    assert_eq!(get(&trib, "/other/x").status().as_u16(), 200);
+    let m = trib.wait_metric("trib_component_loaded", "component=\"other\"", 0.0, WAIT);
+    assert_eq!(m.get("trib_component_loaded", P3), 1.0, "still loaded");
+    // Unload counters are created by the first unload: absent means none.
+    assert_eq!(m.get_or_zero("trib_component_unloads_total", P3), 0.0);
     assert_eq!(get(&trib, "/p3/x").status().as_u16(), 200);
+    let m = trib.scrape();
+    assert_eq!(m.get_or_zero("trib_cold_starts_total", P3), 0.0);
     assert_eq!(
-        metric(
-            &trib.metrics(),
-            "trib_cold_starts_total",
-            "component=\"p3\""
-        ),
-        0.0
+        m.get("trib_requests_total", "component=\"p3\",status=\"200\""),
+        1.0
     );
 }
 
 #[test]
 fn an_infinite_loop_times_out_while_others_are_served() {
     let (_app, trib) = start("", &["--request-timeout", "1s"]);
+    // Loaded first, so that "promptly" below measures serving, not loading.
+    assert_eq!(get(&trib, "/other/warm").status().as_u16(), 200);
     let url = trib.url("/p3/spin");
     let started = Instant::now();
     let looping = std::thread::spawn(move || {
         let resp = client().get(url).send().expect("answered");
         (resp.status().as_u16(), Instant::now())
     });
-    // Other requests keep being served while the guest spins.
-    std::thread::sleep(Duration::from_millis(200));
+    // Other requests keep being served while the guest spins (once its
+    // instance is running).
+    trib.wait_metric("trib_instances_active", P3, 1.0, WAIT);
     for _ in 0..5 {
         let t = Instant::now();
         assert_eq!(get(&trib, "/other/ok").status().as_u16(), 200);
@@ -232,7 +239,7 @@ fn an_infinite_loop_times_out_while_others_are_served() {
         metric(
             &trib.metrics(),
             "trib_limit_hits_total",
-            "limit=\"timeout\""
+            "component=\"p3\",limit=\"timeout\""
         ),
         1.0
     );
@@ -249,7 +256,11 @@ fn a_memory_bomb_is_stopped_at_the_limit() {
     assert!(log.contains("component=p3"), "{log}");
     assert_eq!(get(&trib, "/p3/after").status().as_u16(), 200);
     assert_eq!(
-        metric(&trib.metrics(), "trib_limit_hits_total", "limit=\"memory\""),
+        metric(
+            &trib.metrics(),
+            "trib_limit_hits_total",
+            "component=\"p3\",limit=\"memory\""
+        ),
         1.0
     );
 }
@@ -289,7 +300,7 @@ fn a_huge_body_is_413_with_or_without_content_length() {
         metric(
             &trib.metrics(),
             "trib_limit_hits_total",
-            "limit=\"body_size\""
+            "component=\"p3\",limit=\"body_size\""
         ),
         2.0
     );
@@ -303,7 +314,8 @@ fn sigterm_finishes_the_slow_request_then_exits_zero() {
         let resp = client().get(url).send().expect("answered");
         (resp.status().as_u16(), resp.text().expect("body"))
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // Terminate while the request runs in its instance.
+    trib.wait_metric("trib_instances_active", P3, 1.0, WAIT);
     trib.terminate();
     let (status, body) = slow.join().expect("thread");
     assert_eq!((status, body.as_str()), (200, "slept 1500 ms\n"));
@@ -322,22 +334,46 @@ fn instantiations(trib: &Trib, component: &str) -> f64 {
     )
 }
 
+/// `GET path/count` on the test guest: how many requests the instance that
+/// answered has handled, this one included.
+fn invocation(trib: &Trib, path: &str) -> u64 {
+    let (status, body) = trib.get(&format!("{path}/count"));
+    assert_eq!(status, 200, "{path}: {body}");
+    body.strip_prefix("invocation ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: {body}"))
+}
+
 #[test]
 fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
     let (_app, trib) = start(
         "[component.p3]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\n",
         &[],
     );
+    let mut p3 = Vec::new();
     for i in 0..10 {
-        assert_eq!(get(&trib, &format!("/p3/r{i}")).status().as_u16(), 200);
-        assert_eq!(get(&trib, &format!("/other/r{i}")).status().as_u16(), 200);
+        p3.push(invocation(&trib, &format!("/p3/r{i}")));
+        // The default (`other`): one instance per request, as in Spin; its
+        // instance has seen no request before this one.
+        assert_eq!(invocation(&trib, &format!("/other/r{i}")), 1, "request {i}");
     }
-    // The default (`other`): one instance per request, as in Spin.
     assert_eq!(instantiations(&trib, "other"), 10.0);
-    // The opt-in policy: sequential requests share an instance.
+    // The opt-in policy: sequential requests share an instance, which
+    // counts them (so the fresh-instance check above can fail).
     let reused = instantiations(&trib, "p3");
     assert!(
         (1.0..=2.0).contains(&reused),
         "{reused} instances for 10 requests"
+    );
+    assert!(
+        p3.iter().max().is_some_and(|&n| n >= 5),
+        "one of at most two instances served at least five: {p3:?}"
+    );
+    // Each instance's first request is its 1.
+    assert_eq!(
+        p3.iter().filter(|&&n| n == 1).count() as f64,
+        reused,
+        "{p3:?}"
     );
 }

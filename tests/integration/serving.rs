@@ -262,19 +262,36 @@ fn traps_panics_and_errors_are_500_for_that_request_only() {
 #[test]
 fn concurrent_requests_each_get_a_fresh_instance() {
     let (_app, trib) = app();
-    let handles: Vec<_> = (0..16)
-        .map(|i| {
-            let url = trib.url(&format!("/p3/n{i}"));
+    // `count` answers how many requests its instance has handled (a global
+    // in the guest): 1, every time, when each request has its own instance.
+    let paths: Vec<String> = (0..16)
+        .flat_map(|i| [format!("/p3/n{i}/count"), format!("/p2/n{i}/count")])
+        .collect();
+    let handles: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let url = trib.url(path);
             std::thread::spawn(move || {
                 let resp = client().get(url).send().expect("request");
                 (resp.status().as_u16(), resp.text().expect("body"))
             })
         })
         .collect();
-    for (i, h) in handles.into_iter().enumerate() {
+    for (path, h) in paths.iter().zip(handles) {
         let (status, body) = h.join().expect("thread");
-        assert_eq!(status, 200);
-        assert_eq!(body, format!("hello from p3 at /p3/n{i}\n"));
+        assert_eq!(
+            (status, body),
+            (200, format!("invocation 1 at {path}\n")),
+            "{path}"
+        );
+    }
+    // Sequential requests too.
+    for path in ["/p3/again/count", "/p2/again/count", "/core/again/count"] {
+        assert_eq!(
+            trib.get(path),
+            (200, format!("invocation 1 at {path}\n")),
+            "{path}"
+        );
     }
 }
 

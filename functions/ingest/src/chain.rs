@@ -10,7 +10,7 @@
 //! letter carrying the event as that stage received it (so an earlier
 //! redaction is never undone in the dead-letter table).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -42,6 +42,9 @@ pub struct Outcome {
     pub refused: Vec<Refused>,
     /// How many events a stage dropped without refusing them (filters).
     pub dropped: usize,
+    /// Events left out because an earlier event of the same batch has their
+    /// message id: the first is kept, as a retry of it would be.
+    pub duplicates: usize,
 }
 
 /// A stage that cannot run (its settings are wrong): the whole request
@@ -128,7 +131,26 @@ pub fn run(
     events: Vec<Event>,
     settings: &[Vec<(String, String)>; STAGES],
 ) -> Result<Outcome, StageFailed> {
-    let mut batch = events;
+    run_with(events, settings, call)
+}
+
+/// [`run`] with the stage calls supplied, so the chain's bookkeeping is
+/// tested natively with stand-in stages.
+fn run_with(
+    events: Vec<Event>,
+    settings: &[Vec<(String, String)>; STAGES],
+    mut call: impl FnMut(usize, &[Event], &[(String, String)]) -> StageResult,
+) -> Result<Outcome, StageFailed> {
+    // Stages match their output to their input by message id, so each id
+    // may enter the chain once: the first event with it wins, and the rest
+    // are duplicates (as a retry of it would be), not a failed request.
+    let total = events.len();
+    let mut seen = HashSet::with_capacity(total);
+    let mut batch: Vec<Event> = events
+        .into_iter()
+        .filter(|e| seen.insert(e.message_id.clone()))
+        .collect();
+    let duplicates = total - batch.len();
     let mut refused = Vec::new();
     let mut dropped = 0;
     for (i, stage_settings) in settings.iter().enumerate() {
@@ -178,6 +200,7 @@ pub fn run(
         events: batch,
         refused,
         dropped,
+        duplicates,
     })
 }
 
@@ -283,6 +306,63 @@ mod tests {
         );
         assert!(parse_settings("[1]").is_err());
         assert!(parse_settings("{").is_err());
+    }
+
+    fn tracked(message_id: &str, name: &str) -> Event {
+        Event {
+            kind: "track".into(),
+            message_id: message_id.into(),
+            name: Some(name.into()),
+            user_id: Some("u1".into()),
+            anonymous_id: None,
+            timestamp_ms: 0,
+            properties: "{}".into(),
+            context: "{}".into(),
+            raw: "{}".into(),
+        }
+    }
+
+    /// A stage that returns its batch unchanged, as a pass-through filter does.
+    fn pass_through(_: usize, batch: &[Event], _: &[(String, String)]) -> StageResult {
+        Ok((
+            batch
+                .iter()
+                .map(|e| Plain {
+                    message_id: e.message_id.clone(),
+                    kind: e.kind.clone(),
+                    name: e.name.clone(),
+                    user_id: e.user_id.clone(),
+                    anonymous_id: e.anonymous_id.clone(),
+                    timestamp_ms: e.timestamp_ms,
+                    properties: e.properties.clone(),
+                    context: e.context.clone(),
+                })
+                .collect(),
+            vec![],
+        ))
+    }
+
+    /// Issue 10, item 10: two events of one batch with the same message id
+    /// failed the whole request with `transform_failed` (a 500 that Segment
+    /// clients retry forever).
+    #[test]
+    fn an_in_batch_duplicate_message_id_keeps_the_first_and_counts_the_rest() {
+        let events = vec![
+            tracked("dup", "first"),
+            tracked("other", "other"),
+            tracked("dup", "second"),
+            tracked("dup", "third"),
+        ];
+        let outcome = run_with(events, &Default::default(), pass_through)
+            .unwrap_or_else(|e| panic!("stage {} failed: {}", e.stage, e.message));
+        let kept: Vec<_> = outcome
+            .events
+            .iter()
+            .map(|e| (e.message_id.as_str(), e.name.as_deref()))
+            .collect();
+        assert_eq!(kept, [("dup", Some("first")), ("other", Some("other"))]);
+        assert_eq!(outcome.duplicates, 2);
+        assert_eq!(outcome.dropped, 0);
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! stores nothing; a missing key is `401`, an unknown one `403`. In a batch,
 //! valid events are stored, each invalid one goes to `dead_letters` with its
 //! reason, and the `200` body lists them. Events are deduplicated by
-//! `messageId` per source. Write keys come from the `write_keys` variable:
-//! `key=source` pairs separated by commas.
+//! `messageId` per source (within a batch too: the first is stored); a
+//! message without one gets a generated id and is never deduplicated. Write
+//! keys come from the `write_keys` variable: `key=source` pairs separated by
+//! commas.
 
 pub mod chain;
 pub mod storage;
@@ -78,6 +80,9 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
     let source = authorize(key.as_deref()).await?;
     let received_ms = now_ms();
 
+    // Where each event sits in the request (the first with its message id),
+    // for the response.
+    let mut positions: HashMap<String, usize> = HashMap::new();
     let (events, mut dead, mut rejected) = if kind == "batch" {
         let messages = payload
             .get("batch")
@@ -105,7 +110,10 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         let mut rejected = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             match validate::check(message, None, sent_at, received_ms) {
-                Ok(event) => events.push(event),
+                Ok(event) => {
+                    positions.entry(event.message_id.clone()).or_insert(index);
+                    events.push(event);
+                }
                 Err(Invalid {
                     code,
                     message: reason,
@@ -131,18 +139,6 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         (vec![event], Vec::new(), Vec::new())
     };
 
-    // Where each event sits in the request, for the response.
-    let positions: HashMap<String, usize> = if kind == "batch" {
-        payload["batch"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, m)| Some((m.get("messageId")?.as_str()?.to_owned(), i)))
-            .collect()
-    } else {
-        HashMap::new()
-    };
     let settings = chain::settings()
         .await
         .map_err(|e| internal(anyhow::anyhow!(e)))?;
@@ -181,7 +177,8 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         // Kept as a dead letter; the client is told exactly why.
         return Err(error(StatusCode::BAD_REQUEST, &code, reason));
     }
-    let duplicates = outcome.events.len() as u64 - stored;
+    // Retries of stored events and repeats of a message id within the batch.
+    let duplicates = outcome.events.len() as u64 - stored + outcome.duplicates as u64;
     Ok(reply(
         StatusCode::OK,
         json!({"success": true, "stored": stored, "duplicates": duplicates, "filtered": outcome.dropped, "rejected": rejected}),

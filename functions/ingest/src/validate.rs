@@ -37,7 +37,8 @@ impl Invalid {
 pub struct Event {
     /// `track`, `identify`, ...
     pub kind: String,
-    /// The client's id for deduplication.
+    /// The client's id for deduplication, or a generated `api-` UUID when
+    /// the message had none.
     pub message_id: String,
     /// `event` for track, `name` for page/screen.
     pub name: Option<String>,
@@ -121,9 +122,10 @@ pub fn check(
         }
         _ => None,
     };
-    let message_id = string(obj, "messageId")?
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| Invalid::new("missing_field", "messageId is required"))?;
+    let message_id = match string(obj, "messageId")?.filter(|m| !m.is_empty()) {
+        Some(id) => id,
+        None => generated_message_id()?,
+    };
     let properties_key = if matches!(kind.as_str(), "identify" | "group") {
         "traits"
     } else {
@@ -156,6 +158,27 @@ pub fn check(
         context,
         raw,
     })
+}
+
+/// An id for a message that came without one (Segment's HTTP API makes
+/// `messageId` optional): `api-` and a random UUID v4, so it never collides
+/// with another message and such messages are never deduplicated.
+fn generated_message_id() -> Result<String, Invalid> {
+    let mut b = [0u8; 16];
+    // On wasm32-wasip2 this is `wasi:random`, which cannot fail.
+    getrandom::fill(&mut b)
+        .map_err(|e| Invalid::new("internal", format!("cannot generate a messageId: {e}")))?;
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
+    let hex = |bytes: &[u8]| bytes.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    Ok(format!(
+        "api-{}-{}-{}-{}-{}",
+        hex(&b[..4]),
+        hex(&b[4..6]),
+        hex(&b[6..8]),
+        hex(&b[8..10]),
+        hex(&b[10..])
+    ))
 }
 
 /// Segment's clock-skew correction: with `sentAt`, the event happened
@@ -224,11 +247,13 @@ mod tests {
         assert!(json_text(&envelope(&serde_json::json!("secret"))).contains("withheld"));
     }
     use serde_json::json;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::{Duration, Instant};
 
     const NOW: i64 = 1_700_000_000_000;
 
     #[test]
-    fn track_needs_an_identity_an_event_and_a_message_id() {
+    fn track_needs_an_identity_and_an_event() {
         let ok = json!({"userId": "u1", "event": "Signed Up", "messageId": "m1", "properties": {"plan": "pro"}});
         let event = check(&ok, Some("track"), None, NOW).expect("valid");
         assert_eq!(event.name.as_deref(), Some("Signed Up"));
@@ -242,10 +267,6 @@ mod tests {
             (
                 json!({"userId": "u", "messageId": "m"}),
                 "event is required for track",
-            ),
-            (
-                json!({"userId": "u", "event": "x"}),
-                "messageId is required",
             ),
             (
                 json!({"userId": true, "event": "x", "messageId": "m"}),
@@ -267,6 +288,31 @@ mod tests {
                 message
             );
         }
+    }
+
+    /// Issue 10, item 12: Segment's HTTP API treats `messageId` as
+    /// optional; a message without one is accepted with a generated id.
+    #[test]
+    fn a_message_without_a_message_id_gets_a_fresh_generated_one() {
+        for message in [
+            json!({"userId": "u", "event": "x"}),
+            json!({"userId": "u", "event": "x", "messageId": ""}),
+            json!({"userId": "u", "event": "x", "messageId": null}),
+        ] {
+            let first = check(&message, Some("track"), None, NOW).expect("accepted");
+            let second = check(&message, Some("track"), None, NOW).expect("accepted");
+            assert!(first.message_id.starts_with("api-"), "{}", first.message_id);
+            assert_eq!(first.message_id.len(), "api-".len() + 36);
+            assert_ne!(first.message_id, second.message_id, "never deduplicated");
+        }
+        // A given id is kept as is.
+        let given = json!({"userId": "u", "event": "x", "messageId": "m1"});
+        assert_eq!(
+            check(&given, Some("track"), None, NOW)
+                .expect("valid")
+                .message_id,
+            "m1"
+        );
     }
 
     #[test]
@@ -299,6 +345,170 @@ mod tests {
             .expect("time")
             .timestamp_millis();
         assert_eq!(event.timestamp_ms, expected);
+    }
+
+    /// SplitMix64: a seeded, dependency-free PRNG, so every run of the fuzz
+    /// test tries the same inputs in the same order.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const FIELDS: &[&str] = &[
+        "type",
+        "messageId",
+        "userId",
+        "anonymousId",
+        "event",
+        "name",
+        "groupId",
+        "previousId",
+        "properties",
+        "traits",
+        "context",
+        "timestamp",
+        "originalTimestamp",
+        "sentAt",
+    ];
+
+    /// A value of any JSON shape, biased to what breaks parsers: huge and
+    /// extreme numbers, multi-byte text, broken escapes and odd times.
+    fn odd_value(rng: &mut Rng) -> Value {
+        match rng.below(16) {
+            0 => Value::Null,
+            1 => json!(rng.below(2) == 0),
+            2 => json!(u64::MAX),
+            3 => json!(i64::MIN),
+            4 => json!(1e308),
+            5 => json!(-0.0),
+            6 => json!(""),
+            7 => json!("€".repeat(1 + rng.below(40))),
+            8 => json!("%a€%C3%zz\\u0000\\0"),
+            9 => json!(["x", 1, null]),
+            10 => json!({"a": {"b": {"c": [1, {"d": "é"}]}}}),
+            11 => json!("x".repeat(MAX_EVENT_BYTES)),
+            12 => json!(
+                [
+                    "2026-13-45T25:61:61Z",
+                    "9999-12-31T23:59:59.999999999+23:59",
+                    "0000-01-01T00:00:00-23:59",
+                    "2026-01-01T00:00:00Z",
+                    "2026-01-01",
+                    "1700000000000",
+                ][rng.below(6)]
+            ),
+            13 => json!(TYPES[rng.below(TYPES.len())]),
+            14 => json!({"email": "a@b.c", "n": 99_999_999_999_999_999_999.0}),
+            _ => json!("u"),
+        }
+    }
+
+    /// A seed message with fields replaced, removed or added, or its JSON
+    /// text with bytes flipped or inserted (when that still parses).
+    fn mutated(rng: &mut Rng, seeds: &[Value]) -> Value {
+        let mut message = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..=rng.below(3) {
+            let field = FIELDS[rng.below(FIELDS.len())];
+            match (rng.below(5), message.as_object_mut()) {
+                (0, Some(obj)) => {
+                    obj.remove(field);
+                }
+                (1..=3, Some(obj)) => {
+                    obj.insert(field.to_owned(), odd_value(rng));
+                }
+                _ => {
+                    let mut text = json_text(&message).into_bytes();
+                    let at = rng.below(text.len() + 1);
+                    let insert: &[u8] = match rng.below(5) {
+                        0 => b"%",
+                        1 => "€".as_bytes(),
+                        2 => b"99999999999999999999",
+                        3 => b"\\u00e9",
+                        _ => &[0xff],
+                    };
+                    if rng.below(2) == 0 && at < text.len() {
+                        text[at] ^= 1 << rng.below(8);
+                    } else {
+                        text.splice(at..at, insert.iter().copied());
+                    }
+                    if let Ok(v) = serde_json::from_slice(&text) {
+                        message = v;
+                    }
+                }
+            }
+        }
+        message
+    }
+
+    /// Issue 10: randomized messages (seeded, about a second) never panic
+    /// validation; a refusal is a known code with a message, and an accepted
+    /// event has what storage and the transforms rely on.
+    #[test]
+    fn fuzz_message_validation() {
+        let seeds = [
+            json!({"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "m1",
+                   "properties": {"total": 3, "email": "a@b.c"}, "context": {"ip": "1.2.3.4"},
+                   "timestamp": "2026-01-01T12:00:00Z", "sentAt": "2026-01-01T12:00:05Z"}),
+            json!({"type": "identify", "anonymousId": "a1", "traits": {"plan": "pro"}}),
+            json!({"type": "page", "userId": "u1", "name": "Home", "messageId": 42}),
+            json!({"type": "group", "userId": "u1", "groupId": "g1", "traits": {}}),
+            json!({"type": "alias", "userId": "u1", "previousId": "a1", "messageId": "m5"}),
+            json!({"userId": "u1", "event": "x"}),
+        ];
+        let sent_at = [
+            None,
+            Some("2026-01-01T12:00:05Z"),
+            Some("not a time"),
+            Some("€%"),
+        ];
+        let mut rng = Rng(0xf00d_5eed);
+        let deadline = Instant::now() + Duration::from_millis(1200);
+        let mut tried = 0;
+        while tried < 200_000 && Instant::now() < deadline {
+            let message = mutated(&mut rng, &seeds);
+            let kind = (rng.below(2) == 0).then(|| TYPES[rng.below(TYPES.len())]);
+            let sent = sent_at[rng.below(sent_at.len())];
+            let received = NOW + rng.below(1_000_000) as i64;
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                (check(&message, kind, sent, received), envelope(&message))
+            }));
+            let Ok((result, kept)) = outcome else {
+                panic!("message {message} (kind {kind:?}, sentAt {sent:?}) panicked");
+            };
+            assert!(!json_text(&kept).is_empty());
+            match result {
+                Err(Invalid { code, message: why }) => {
+                    assert!(
+                        ["too_large", "invalid_field", "missing_field"].contains(&code),
+                        "{message}: code {code}"
+                    );
+                    assert!(!why.is_empty(), "{message}: empty reason");
+                }
+                Ok(event) => {
+                    assert!(!event.message_id.is_empty(), "{message}");
+                    assert!(TYPES.contains(&event.kind.as_str()), "{message}");
+                    for text in [&event.properties, &event.context] {
+                        let parsed: Value = serde_json::from_str(text).expect("JSON text");
+                        assert!(parsed.is_object(), "{message}: {text}");
+                    }
+                    assert!(event.raw.len() <= MAX_EVENT_BYTES, "{message}");
+                }
+            }
+            tried += 1;
+        }
+        assert!(tried > 1000, "only {tried} inputs in the time budget");
+        eprintln!("fuzz_message_validation: {tried} inputs");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //! - `GET /api/dead-letters?limit=N&cursor=C`: rejected messages with reasons.
 //!
 //! Inputs are validated and only ever bound as SQL parameters; an unknown
-//! property path is a `400`, never part of a statement.
+//! property path is a `400`, never part of a statement, and so is a
+//! malformed query string.
 
 pub mod params;
 
@@ -57,7 +58,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let p = Params::parse(req.uri().query().unwrap_or_default());
+    let p = Params::parse(req.uri().query().unwrap_or_default())?;
     let from = p.time("from", 0)?;
     let to = p.time("to", i64::MAX)?;
     let db = Scope {
@@ -251,4 +252,167 @@ async fn authorize(req: &Request) -> Result<String, Reply> {
         .find(|(t, _)| *t == token)
         .map(|(_, source)| source.to_owned())
         .ok_or_else(|| error(StatusCode::FORBIDDEN, "forbidden", "unknown token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::time::{Duration, Instant};
+
+    /// SplitMix64: a seeded, dependency-free PRNG, so every run of the fuzz
+    /// test tries the same inputs in the same order.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    const SEEDS: &[&str] = &[
+        "",
+        "from=10&to=20&bucket=day",
+        "bucket=minute&group_by=property:cart.total&event=Order%20Completed",
+        "limit=5&cursor=123",
+        "property=amount&event=Caf%C3%A9+%E2%82%AC",
+        "group_by=event&from=&to=",
+    ];
+    const PIECES: &[&str] = &[
+        "%",
+        "%%",
+        "&",
+        "=",
+        "+",
+        "a",
+        "F",
+        "0",
+        "%a",
+        "%C3",
+        "%E2%82",
+        "%A9",
+        "%zz",
+        "%2",
+        "%25",
+        "%26",
+        "%3D",
+        "%00",
+        "€",
+        "é",
+        "😀",
+        "\u{FFFD}",
+        "\0",
+        "%a€",
+        "%€",
+        ".",
+        "property:",
+        "99999999999999999999999",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "1e400",
+        "NaN",
+        "from=",
+        "limit=",
+        "cursor=",
+        "bucket=",
+        "group_by=",
+    ];
+
+    /// A seed with a few random insertions, deletions and replacements.
+    fn mutated(rng: &mut Rng) -> String {
+        let mut chars: Vec<char> = rng.pick(SEEDS).chars().collect();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(chars.len() + 1);
+            match rng.below(4) {
+                0 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                1 if at < chars.len() => {
+                    let end = (at + 1 + rng.below(4)).min(chars.len());
+                    chars.splice(at..end, rng.pick(PIECES).chars());
+                }
+                2 => chars.truncate(at),
+                _ => {
+                    chars.splice(at..at, rng.pick(PIECES).chars());
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    /// A rejection must be the usual clean `400 {"code", "message"}`.
+    fn assert_clean(e: BadParam, query: &str) {
+        assert!(!e.0.is_empty(), "{query:?}: empty message");
+        let reply = Reply::from(e);
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{query:?}");
+        let body: Json = serde_json::from_str(reply.body()).expect("JSON body");
+        assert_eq!(body["code"], "invalid_parameter", "{query:?}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{query:?}: {body}"
+        );
+    }
+
+    /// Everything `handle` does with a query string before the store.
+    fn exercise(query: &str) {
+        let p = match Params::parse(query) {
+            Ok(p) => p,
+            Err(e) => return assert_clean(e, query),
+        };
+        // What was accepted decodes the same after a round trip.
+        let again: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(p.all().iter())
+            .finish();
+        assert_eq!(
+            Params::parse(&again).map(|q| q.all().clone()),
+            Ok(p.all().clone()),
+            "{query:?}"
+        );
+        let results = [
+            p.time("from", 0).map(drop),
+            p.time("to", i64::MAX).map(drop),
+            p.limit("limit", 100, 1000).map(drop),
+            p.bucket().map(drop),
+            property_path(p.get("property").unwrap_or("amount")).map(drop),
+            property_path(
+                p.get("group_by")
+                    .and_then(|g| g.strip_prefix("property:"))
+                    .unwrap_or("a.b"),
+            )
+            .map(drop),
+        ];
+        for e in results.into_iter().filter_map(Result::err) {
+            assert_clean(e, query);
+        }
+    }
+
+    /// Issue 10: randomized query strings (seeded, about a second) never
+    /// panic, and every rejection is a clean `400`.
+    #[test]
+    fn fuzz_query_parameters() {
+        let mut rng = Rng(0x5eed_0f7e_57ed);
+        let deadline = Instant::now() + Duration::from_millis(1200);
+        let mut tried = 0;
+        while tried < 300_000 && Instant::now() < deadline {
+            let query = mutated(&mut rng);
+            if catch_unwind(AssertUnwindSafe(|| exercise(&query))).is_err() {
+                panic!("query string {query:?} failed (see the panic above)");
+            }
+            tried += 1;
+        }
+        assert!(tried > 1000, "only {tried} inputs in the time budget");
+        eprintln!("fuzz_query_parameters: {tried} inputs");
+    }
 }

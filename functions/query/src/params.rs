@@ -12,16 +12,26 @@ pub struct BadParam(pub String);
 pub struct Params(HashMap<String, String>);
 
 impl Params {
-    /// Parses `a=1&b=two` (percent-decoding values).
-    pub fn parse(query: &str) -> Self {
-        Self(
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+    /// Parses `a=1&b=two` as `application/x-www-form-urlencoded` (with the
+    /// `form_urlencoded` crate: `+` is a space, `%XX` a byte). Malformed
+    /// input is refused rather than guessed at: a `%` not followed by two
+    /// hex digits, or escapes that do not decode to UTF-8.
+    pub fn parse(query: &str) -> Result<Self, BadParam> {
+        for pair in query.split('&') {
+            well_formed(pair)?;
+        }
+        Ok(Self(
+            form_urlencoded::parse(query.as_bytes())
                 .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.to_owned(), decode(v)))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
-        )
+        ))
+    }
+
+    /// Every parameter, for tests that compare whole parses.
+    #[cfg(test)]
+    pub(crate) fn all(&self) -> &HashMap<String, String> {
+        &self.0
     }
 
     /// A string parameter.
@@ -85,25 +95,38 @@ pub fn property_path(path: &str) -> Result<Vec<String>, BadParam> {
     Ok(path.split('.').map(str::to_owned).collect())
 }
 
-fn decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&v[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
+/// Refuses a `name=value` pair whose escapes are broken, which
+/// `form_urlencoded` would pass through or replace with U+FFFD.
+fn well_formed(pair: &str) -> Result<(), BadParam> {
+    let bytes = pair.as_bytes();
+    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let broken_escape = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'%' && !(hex(i + 1) && hex(i + 2)));
+    let shown = || {
+        let mut shown: String = pair.chars().take(60).collect();
+        if shown.len() < pair.len() {
+            shown.push_str("...");
         }
-        i += 1;
+        shown
+    };
+    if broken_escape {
+        return Err(BadParam(format!(
+            "query parameter {:?}: '%' must be followed by two hex digits",
+            shown()
+        )));
     }
-    String::from_utf8_lossy(&out).into_owned()
+    if percent_encoding::percent_decode(bytes)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(BadParam(format!(
+            "query parameter {:?} does not decode to UTF-8",
+            shown()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,14 +135,45 @@ mod tests {
 
     #[test]
     fn parses_and_validates() {
-        let p = Params::parse("from=10&to=&bucket=day&name=Order%20Completed&x=a+b");
+        let p =
+            Params::parse("from=10&to=&bucket=day&name=Order%20Completed&x=a+b").expect("valid");
         assert_eq!(p.time("from", 0), Ok(10));
         assert_eq!(p.time("to", 99), Ok(99));
         assert_eq!(p.bucket(), Ok(86_400_000));
         assert_eq!(p.get("name"), Some("Order Completed"));
         assert_eq!(p.get("x"), Some("a b"));
-        assert!(Params::parse("bucket=week").bucket().is_err());
-        assert!(Params::parse("limit=0").limit("limit", 10, 100).is_err());
+        let parse = |q| Params::parse(q).expect("valid");
+        assert!(parse("bucket=week").bucket().is_err());
+        assert!(parse("limit=0").limit("limit", 10, 100).is_err());
+    }
+
+    /// Issue 10, item 11: a multi-byte character after `%` panicked the
+    /// hand-written decoder (a 500); malformed input must be a clean 400.
+    #[test]
+    fn malformed_escapes_are_rejected_without_panicking() {
+        for query in [
+            "x=%a€",
+            "x=%€",
+            "x=%€€",
+            "x=%C3",
+            "from=%E2%82",
+            "x=%",
+            "x=%zz",
+            "%ff=1",
+            "a=1&x=%C3%28",
+        ] {
+            let parsed = std::panic::catch_unwind(|| Params::parse(query));
+            assert!(parsed.is_ok(), "{query} panicked");
+            assert!(
+                matches!(parsed, Ok(Err(BadParam(_)))),
+                "{query} was accepted"
+            );
+        }
+        // Well-formed escapes of multi-byte characters, and raw ones, decode.
+        let p = Params::parse("e=Caf%C3%A9+%E2%82%AC&r=€&k%3D=%25").expect("well formed");
+        assert_eq!(p.get("e"), Some("Café €"));
+        assert_eq!(p.get("r"), Some("€"));
+        assert_eq!(p.get("k="), Some("%"));
     }
 
     #[test]

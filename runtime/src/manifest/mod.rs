@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+pub(crate) use validate::is_kebab;
 pub(crate) use validate::serde_error as toml_error;
 
 /// A manifest that cannot be run; see [`ConfigFileError`].

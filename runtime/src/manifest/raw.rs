@@ -90,7 +90,7 @@ pub struct RawTriggers {
 #[serde(deny_unknown_fields)]
 pub struct RawHttpTrigger {
     #[serde(default)]
-    pub id: Option<String>,
+    pub id: Option<Spanned<String>>,
     pub route: Spanned<RawRoute>,
     pub component: Spanned<RawTriggerComponent>,
     #[serde(default)]

@@ -48,6 +48,17 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
                         format!("must start with '/', found {b:?} (e.g. base = \"/\")"),
                     ));
                 }
+                if b.split('/')
+                    .any(|seg| seg.starts_with(':') || seg.contains('*') || seg == "...")
+                {
+                    return Err(loc.error(
+                        base.span().start,
+                        "application.trigger.http.base",
+                        format!(
+                            "{b:?} is not a plain path: the base is a prefix for every route, without `:name` parameters or wildcards (e.g. base = \"/api\")"
+                        ),
+                    ));
+                }
                 b.clone()
             }
             None => "/".to_owned(),
@@ -142,10 +153,25 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
                 id.clone()
             }
             RawTriggerComponent::Inline(inline) => {
-                let id = trigger
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("inline-component-{}", index + 1));
+                // The id names the component, and so directories under
+                // `.spin/`: it must be a kebab-case name like any other.
+                let id = match &trigger.id {
+                    Some(id) => {
+                        check_trigger_id(&loc, &field, id)?;
+                        if components.contains_key(id.get_ref()) {
+                            return Err(loc.error(
+                                id.span().start,
+                                format!("{field}.id"),
+                                format!(
+                                    "{:?} is already a component ID: give the inline component another id",
+                                    id.get_ref()
+                                ),
+                            ));
+                        }
+                        id.get_ref().clone()
+                    }
+                    None => format!("inline-component-{}", index + 1),
+                };
                 let component = component(&loc, &root, &id, inline, &variables)?;
                 components.insert(id.clone(), component);
                 id
@@ -332,7 +358,26 @@ fn check_component_id(loc: &Locator<'_>, id: &Spanned<String>) -> Result<(), Man
     Ok(())
 }
 
-fn is_kebab(s: &str) -> bool {
+fn check_trigger_id(
+    loc: &Locator<'_>,
+    field: &str,
+    id: &Spanned<String>,
+) -> Result<(), ManifestError> {
+    if !is_kebab(id.get_ref()) {
+        return Err(loc.error(
+            id.span().start,
+            format!("{field}.id"),
+            format!(
+                "{:?} is not a valid id: trigger IDs must be kebab-case: lowercase letters, digits and single hyphens, starting with a letter (e.g. id = \"my-route\")",
+                id.get_ref()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Spin's rule for IDs, and what makes an ID safe to use as a file name.
+pub(crate) fn is_kebab(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
         && !s.contains("--")

@@ -2,11 +2,16 @@
 //!
 //! A component may connect only to servers its `allowed_outbound_hosts`
 //! names with the `postgres` scheme (port 5432 unless given), as in Spin.
-//! Connections are pooled per address across instances: a guest's `open`
-//! takes an idle client when there is one, and dropping the resource hands
-//! it back after a `ROLLBACK`, so a guest that left a transaction open never
-//! leaks it into the next request. Prepared statements are cached per
-//! client, so a statement a function runs on every request is parsed once.
+//! Connections are pooled per component and address across instances: a
+//! guest's `open` takes an idle client when there is one, and dropping the
+//! resource hands it back after a `ROLLBACK` and a session reset (what
+//! `DISCARD ALL` does, but for the statements trib prepared itself), so
+//! nothing a request left behind (a transaction, `SET ROLE`, `search_path`,
+//! temporary tables, `PREPARE`d statements, advisory locks) reaches the
+//! next one. Prepared statements are cached per client, so a statement a
+//! function runs on every request is parsed once. Open connections per
+//! address are capped, idle ones included; an `open` past the cap waits
+//! for one to come back, then fails.
 //!
 //! TLS follows the address's `sslmode` (`prefer` by default, as libpq does):
 //! rustls with the web PKI roots plus any root the guest adds through
@@ -20,6 +25,9 @@
 use std::collections::HashMap;
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, Statement};
@@ -28,35 +36,103 @@ use super::p3::spin::postgres::postgres as pg;
 use super::postgres_values::{Param, column, decode_row};
 use crate::allowed_hosts::{AllowedHosts, Destination};
 
-/// Idle clients a pool keeps per address; more are closed when returned.
+/// Idle clients a pool keeps per component and address; more are closed
+/// when returned.
 const MAX_IDLE_PER_ADDRESS: usize = 32;
+/// Connections open at once to one address, idle ones included: well under
+/// PostgreSQL's default `max_connections` of 100.
+const MAX_OPEN_PER_ADDRESS: usize = 64;
+/// How long an `open` waits for a connection under the cap.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// What a returned client runs before it is pooled: everything `DISCARD
+/// ALL` does except `DEALLOCATE ALL`, which would drop the statements trib
+/// prepared and cached (statements the guest prepared with SQL are
+/// deallocated one by one).
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 /// Prepared statements a client keeps; the cache is cleared when full.
 const MAX_CACHED_STATEMENTS: usize = 128;
 
 /// The app's connection pools, shared by every component.
-#[derive(Default)]
 pub struct PostgresPools {
     idle: Mutex<HashMap<PoolKey, Vec<PooledClient>>>,
+    /// Open connections by address, each holding a permit.
+    open: Mutex<HashMap<String, Arc<Semaphore>>>,
+    max_open_per_address: usize,
+    open_wait: Duration,
 }
 
-/// Clients are shared only between opens of the same address and roots.
+impl Default for PostgresPools {
+    fn default() -> Self {
+        Self::with_limits(MAX_OPEN_PER_ADDRESS, OPEN_WAIT)
+    }
+}
+
+/// Clients are shared only between opens of one component with the same
+/// address and roots.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
+    component: Arc<str>,
     address: String,
     ca_root: Option<String>,
 }
 
-/// A client and its statement cache.
+/// A client, its statement cache and its place under the address's cap.
 struct PooledClient {
     client: Client,
     statements: Mutex<HashMap<String, Statement>>,
+    _open: OwnedSemaphorePermit,
 }
 
 /// What one component may reach.
 #[derive(Clone)]
 pub struct PostgresAccess {
+    component: Arc<str>,
     allowed: Arc<AllowedHosts>,
     pools: Arc<PostgresPools>,
+}
+
+impl PostgresPools {
+    /// Pools allowing `max_open` connections per address, an `open` waiting
+    /// at most `wait` for one.
+    pub fn with_limits(max_open: usize, wait: Duration) -> Self {
+        Self {
+            idle: Mutex::default(),
+            open: Mutex::default(),
+            max_open_per_address: max_open.max(1),
+            open_wait: wait,
+        }
+    }
+
+    /// A place under `address`'s cap: free, or made by closing an idle
+    /// client of that address (another component's, say), or given back
+    /// within the wait.
+    async fn reserve(&self, address: &str) -> Result<OwnedSemaphorePermit, pg::Error> {
+        let cap = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.entry(address.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max_open_per_address)))
+                .clone()
+        };
+        if let Ok(permit) = cap.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let evicted = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter_mut()
+                .filter(|(key, _)| key.address == address)
+                .find_map(|(_, clients)| clients.pop())
+        };
+        drop(evicted);
+        match tokio::time::timeout(self.open_wait, cap.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(pg::Error::ConnectionFailed(format!(
+                "too many connections to this address: {} are open (trib's limit per address); none was returned within {:?}",
+                self.max_open_per_address, self.open_wait
+            ))),
+        }
+    }
 }
 
 /// An open connection, held in the instance's resource table.
@@ -77,15 +153,20 @@ pub struct Builder {
 impl std::fmt::Debug for PostgresAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresAccess")
+            .field("component", &self.component)
             .field("allowed", &self.allowed)
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresAccess {
-    /// Access for a component with these allowed hosts.
-    pub fn new(allowed: Arc<AllowedHosts>, pools: Arc<PostgresPools>) -> Self {
-        Self { allowed, pools }
+    /// Access for `component` with these allowed hosts.
+    pub fn new(component: &str, allowed: Arc<AllowedHosts>, pools: Arc<PostgresPools>) -> Self {
+        Self {
+            component: component.into(),
+            allowed,
+            pools,
+        }
     }
 
     /// Opens (or reuses) a connection to `address`.
@@ -99,6 +180,7 @@ impl PostgresAccess {
             .map_err(|e| pg::Error::ConnectionFailed(format!("invalid address: {e}")))?;
         self.check_allowed(&config)?;
         let key = PoolKey {
+            component: self.component.clone(),
             address: builder.address,
             ca_root: builder.ca_root,
         };
@@ -110,7 +192,11 @@ impl PostgresAccess {
             .and_then(|mut idle| idle.get_mut(&key).and_then(Vec::pop));
         let client = match reused {
             Some(client) if !client.client.is_closed() => client,
-            _ => connect(&config, key.ca_root.as_deref()).await?,
+            stale => {
+                drop(stale);
+                let open = self.pools.reserve(&key.address).await?;
+                connect(&config, key.ca_root.as_deref(), open).await?
+            }
         };
         Ok(Connection {
             inner: Some(client),
@@ -166,7 +252,11 @@ impl Builder {
     }
 }
 
-async fn connect(config: &Config, ca_root: Option<&str>) -> Result<PooledClient, pg::Error> {
+async fn connect(
+    config: &Config,
+    ca_root: Option<&str>,
+    open: OwnedSemaphorePermit,
+) -> Result<PooledClient, pg::Error> {
     let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -184,6 +274,7 @@ async fn connect(config: &Config, ca_root: Option<&str>) -> Result<PooledClient,
     Ok(PooledClient {
         client,
         statements: Mutex::default(),
+        _open: open,
     })
 }
 
@@ -310,7 +401,7 @@ impl Drop for Connection {
         let pools = self.pools.clone();
         let key = self.key.clone();
         runtime.spawn(async move {
-            if client.client.batch_execute("ROLLBACK").await.is_err() {
+            if reset_session(&client.client).await.is_err() {
                 return;
             }
             if let Ok(mut idle) = pools.idle.lock() {
@@ -321,6 +412,25 @@ impl Drop for Connection {
             }
         });
     }
+}
+
+/// Leaves a client's session as a new connection's, but for the statements
+/// trib itself prepared.
+async fn reset_session(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(RESET_SESSION).await?;
+    let prepared = client
+        .query(
+            "SELECT name FROM pg_prepared_statements WHERE from_sql",
+            &[],
+        )
+        .await?;
+    for row in prepared {
+        let name: String = row.try_get(0)?;
+        client
+            .batch_execute(&format!("DEALLOCATE \"{}\"", name.replace('"', "\"\"")))
+            .await?;
+    }
+    Ok(())
 }
 
 /// A server or protocol error as Spin reports it: structured when the
@@ -348,4 +458,141 @@ pub(super) fn query_failed(e: tokio_postgres::Error) -> pg::Error {
         detail: db.detail().map(str::to_owned),
         extras,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: &str = "127.0.0.1:5432";
+    const ADDRESS: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
+
+    /// Whether the machine's PostgreSQL is up; under `CI=true` it must be.
+    fn server_up() -> bool {
+        let up = SERVER.parse().is_ok_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        });
+        assert!(
+            up || std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL is not running on {SERVER}, and CI=true requires it"
+        );
+        up
+    }
+
+    fn access(component: &str, pools: &Arc<PostgresPools>) -> PostgresAccess {
+        let allowed = AllowedHosts::parse(&["postgres://127.0.0.1:5432"]).expect("rule");
+        PostgresAccess::new(component, Arc::new(allowed), pools.clone())
+    }
+
+    /// The single text value `sql` selects.
+    async fn one(conn: &Connection, sql: &str) -> String {
+        let rows = conn.query(sql.to_owned(), vec![]).await.expect(sql).rows;
+        match rows.as_slice() {
+            [row] => match row.as_slice() {
+                [pg::DbValue::Str(s)] => s.clone(),
+                other => panic!("{sql}: {other:?}"),
+            },
+            other => panic!("{sql}: {} rows", other.len()),
+        }
+    }
+
+    /// Waits until `component` has `n` idle clients (returning a client
+    /// runs in a task of its own).
+    async fn idle_clients(pools: &PostgresPools, component: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let count: usize = pools
+                .idle
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(key, _)| &*key.component == component)
+                .map(|(_, clients)| clients.len())
+                .sum();
+            if count == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{component} has {count} idle clients, not {n}"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pooled_session_comes_back_as_new_and_only_to_its_component() {
+        if !server_up() {
+            return;
+        }
+        let pools = Arc::new(PostgresPools::default());
+        let a = access("a", &pools);
+        let conn = a.open(ADDRESS.into()).await.expect("opens");
+        let pid = one(&conn, "SELECT pg_backend_pid()::text").await;
+        for sql in [
+            "SET search_path TO trib_evil",
+            "SET ROLE pg_monitor",
+            "CREATE TEMP TABLE trib_leak (x int)",
+            "PREPARE trib_leak_stmt AS SELECT 1",
+            "SELECT pg_advisory_lock(4242)",
+            "BEGIN",
+        ] {
+            conn.execute(sql.into(), vec![]).await.expect(sql);
+        }
+        drop(conn);
+        idle_clients(&pools, "a", 1).await;
+
+        let conn = a.open(ADDRESS.into()).await.expect("opens");
+        assert_eq!(
+            one(&conn, "SELECT pg_backend_pid()::text").await,
+            pid,
+            "the same pooled session"
+        );
+        for (sql, fresh) in [
+            ("SELECT current_setting('search_path')", "\"$user\", public"),
+            ("SELECT current_user::text", "postgres"),
+            (
+                "SELECT (to_regclass('pg_temp.trib_leak') IS NULL)::text",
+                "true",
+            ),
+            (
+                "SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql",
+                "0",
+            ),
+            (
+                "SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+                "0",
+            ),
+        ] {
+            assert_eq!(one(&conn, sql).await, fresh, "{sql}");
+        }
+        // Another component never gets it.
+        let b = access("b", &pools);
+        let other = b.open(ADDRESS.into()).await.expect("opens");
+        assert_ne!(one(&other, "SELECT pg_backend_pid()::text").await, pid);
+    }
+
+    #[tokio::test]
+    async fn connections_per_address_are_capped() {
+        if !server_up() {
+            return;
+        }
+        let pools = Arc::new(PostgresPools::with_limits(2, Duration::from_millis(300)));
+        let (a, b) = (access("a", &pools), access("b", &pools));
+        let first = a.open(ADDRESS.into()).await.expect("opens");
+        let second = b.open(ADDRESS.into()).await.expect("opens");
+        let err = a.open(ADDRESS.into()).await.err().expect("over the cap");
+        assert!(
+            matches!(&err, pg::Error::ConnectionFailed(m) if m.contains("too many connections")),
+            "{err:?}"
+        );
+        // B's returned client is idle but still open: it is closed to make
+        // room for A.
+        drop(second);
+        idle_clients(&pools, "b", 1).await;
+        let third = a.open(ADDRESS.into()).await.expect("room was made");
+        idle_clients(&pools, "b", 0).await;
+        drop((first, third));
+    }
 }

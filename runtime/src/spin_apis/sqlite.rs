@@ -5,16 +5,23 @@
 //! `.spin/sqlite_db.db` under the app (where `spin up` keeps it) unless the
 //! runtime config maps it elsewhere. Each `open` gets a connection of its
 //! own (so `changes` and `last-insert-rowid` are per connection, as in
-//! Spin), taken from the database's idle connections when it can be (their
-//! prepared statements stay cached; a transaction a guest left open is
-//! rolled back before reuse); an in-memory database is one shared
-//! connection. Files are in WAL mode, and transactions of one process take
-//! turns at the database's writer gate. Calls are blocking, so they run on
-//! tokio's blocking pool.
+//! Spin), taken from the idle connections that the same component left
+//! (their prepared statements stay cached; a transaction left open is
+//! rolled back, and temporary tables, views and triggers and attached
+//! databases are dropped before reuse); an in-memory database is one shared
+//! connection. Guests cannot `ATTACH` files (nor `VACUUM INTO` one) unless
+//! the runtime config sets `allow_attach_file`, and then only files inside
+//! the app directory: SQLite's authorizer checks every statement as it is
+//! prepared. Files are in WAL mode, and transactions of one process take
+//! turns at the database's writer gate, waiting at most the busy timeout.
+//! Calls are blocking, so they run on tokio's blocking pool.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
@@ -59,8 +66,19 @@ pub struct Rows {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Idle connections a file database keeps for reuse.
+/// Idle connections a file database keeps for reuse, per component.
 const MAX_IDLE: usize = 16;
+
+/// How long a statement waits for the database (SQLite's busy timeout, and
+/// the writer gate) before it fails as `database is locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What SQLite says when the database stays busy; Spin passes it on as is.
+const LOCKED: &str = "database is locked";
+
+/// Who a connection is for: idle connections go back to their owner only,
+/// so nothing one component leaves on a connection reaches another.
+type Owner = Arc<str>;
 
 /// Where a database lives, its idle connections and its writer gate.
 #[derive(Debug)]
@@ -68,24 +86,43 @@ pub struct Database {
     path: Option<PathBuf>,
     /// The one connection of an in-memory database.
     memory: Option<Arc<Mutex<rusqlite::Connection>>>,
-    /// Connections of earlier opens, their statement caches warm.
-    idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Connections of earlier opens by owner, their statement caches warm.
+    idle: Mutex<HashMap<Owner, Vec<rusqlite::Connection>>>,
     /// One transaction at a time per database in this process: a `BEGIN`
     /// waits here (parked, in order) rather than in SQLite's sleeping busy
     /// handler, which under load turns into long, unfair waits.
     writer: Arc<tokio::sync::Semaphore>,
     /// Whether this process has put the file in WAL mode (it stays so).
     wal: Mutex<bool>,
+    /// What guests may attach, if anything.
+    attach: AttachPolicy,
+    /// How long a statement waits in SQLite's busy handler.
+    busy_timeout: Duration,
+    /// How long a `BEGIN` waits at the writer gate.
+    gate_timeout: Duration,
+}
+
+/// Which files a guest's `ATTACH` may name.
+#[derive(Debug, Clone, Default)]
+pub enum AttachPolicy {
+    /// None (Spin's `allow_attach_file` unset).
+    #[default]
+    Refuse,
+    /// Files whose real path is inside this (resolved) app directory.
+    InsideApp(PathBuf),
 }
 
 impl Database {
-    /// A database in the file at `path`, or in memory with `None`.
-    pub fn new(path: Option<PathBuf>) -> Result<Self, SqlError> {
+    /// A database in the file at `path`, or in memory with `None`; guests
+    /// may attach what `attach` allows.
+    pub fn new(path: Option<PathBuf>, attach: AttachPolicy) -> Result<Self, SqlError> {
         let memory = match path {
             Some(_) => None,
-            None => Some(Arc::new(Mutex::new(
-                rusqlite::Connection::open_in_memory().map_err(io)?,
-            ))),
+            None => {
+                let conn = rusqlite::Connection::open_in_memory().map_err(io)?;
+                guard(&conn, &attach);
+                Some(Arc::new(Mutex::new(conn)))
+            }
         };
         Ok(Self {
             path,
@@ -93,7 +130,19 @@ impl Database {
             idle: Mutex::default(),
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
             wal: Mutex::new(false),
+            attach,
+            busy_timeout: BUSY_TIMEOUT,
+            gate_timeout: BUSY_TIMEOUT,
         })
+    }
+
+    /// The same database with other waits (tests make them short, or turn
+    /// SQLite's own busy handler off to see that the gate does the waiting).
+    #[cfg(test)]
+    fn with_timeouts(mut self, busy: Duration, gate: Duration) -> Self {
+        self.busy_timeout = busy;
+        self.gate_timeout = gate;
+        self
     }
 
     /// The file, if any.
@@ -101,8 +150,9 @@ impl Database {
         self.path.as_ref()
     }
 
-    /// A connection for one `open`: an idle one when there is one.
-    pub fn connect(self: &Arc<Self>) -> Result<Connection, SqlError> {
+    /// A connection for one `open` by `owner`: an idle one of the same
+    /// owner's when there is one.
+    fn connect(self: &Arc<Self>, owner: &Owner) -> Result<Connection, SqlError> {
         let handle = match &self.memory {
             Some(memory) => Handle::Shared(memory.clone()),
             None => {
@@ -112,11 +162,15 @@ impl Database {
                     .idle
                     .lock()
                     .ok()
-                    .and_then(|mut idle| idle.pop())
-                    .filter(|conn| conn.execute_batch(RESET).is_ok());
+                    .and_then(|mut idle| idle.get_mut(owner).and_then(Vec::pop))
+                    .filter(|conn| reset(conn).is_ok());
                 let conn = match reused {
                     Some(conn) => conn,
-                    None => self.open_file()?,
+                    None => {
+                        let conn = self.open_file()?;
+                        guard(&conn, &self.attach);
+                        conn
+                    }
                 };
                 Handle::Pooled(Mutex::new(Some(conn)))
             }
@@ -124,6 +178,7 @@ impl Database {
         Ok(Connection(Arc::new(Inner {
             handle,
             db: self.clone(),
+            owner: owner.clone(),
             permit: Mutex::new(None),
         })))
     }
@@ -137,8 +192,7 @@ impl Database {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = rusqlite::Connection::open(path).map_err(io)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(io)?;
+        conn.busy_timeout(self.busy_timeout).map_err(io)?;
         // Once per process, by one connection at a time: switching the
         // journal mode needs the file to itself and does not wait for it.
         let mut wal = self.wal.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,6 +211,87 @@ fn io(e: rusqlite::Error) -> SqlError {
     SqlError::Io(e.to_string())
 }
 
+/// Installs the authorizer that keeps a guest's SQL inside its database:
+/// every statement is checked as SQLite prepares it (including the ones
+/// SQLite runs for `VACUUM INTO`), so no spelling of `ATTACH` gets past.
+fn guard(conn: &rusqlite::Connection, attach: &AttachPolicy) {
+    let attach = attach.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Attach { filename } => attach_allowed(&attach, filename),
+        AuthAction::Detach { .. } => match attach {
+            AttachPolicy::Refuse => Authorization::Deny,
+            AttachPolicy::InsideApp(_) => Authorization::Allow,
+        },
+        _ => Authorization::Allow,
+    }));
+}
+
+/// Whether `filename` may be attached. The empty name is SQLite's own
+/// private temporary database (plain `VACUUM` attaches one), never a file
+/// anyone else can see.
+fn attach_allowed(attach: &AttachPolicy, filename: &str) -> Authorization {
+    if filename.is_empty() {
+        return Authorization::Allow;
+    }
+    let AttachPolicy::InsideApp(root) = attach else {
+        return Authorization::Deny;
+    };
+    // URIs and `:memory:` names are refused: only plain paths are checked.
+    if filename.starts_with("file:") || filename.starts_with(':') {
+        return Authorization::Deny;
+    }
+    let path = Path::new(filename);
+    // A file that does not exist yet is judged by its directory.
+    let resolved = path.canonicalize().or_else(|_| {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        parent
+            .canonicalize()
+            .map(|dir| dir.join(path.file_name().unwrap_or_default()))
+    });
+    match resolved {
+        Ok(real) if real.starts_with(root) && !real.starts_with(root.join(".spin")) => {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+/// Makes a pooled connection look new: what the last user left in the
+/// temporary schema and any database it attached are dropped, then
+/// `changes` and `last-insert-rowid` are zeroed.
+fn reset(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let attached: Vec<String> = conn
+        .prepare_cached("SELECT name FROM pragma_database_list WHERE name NOT IN ('main', 'temp')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for name in attached {
+        conn.execute("DETACH DATABASE ?1", [name])?;
+    }
+    let temp: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT type, name FROM temp.sqlite_master \
+             WHERE type IN ('trigger', 'view', 'table') AND name NOT LIKE 'sqlite_%' \
+             AND name != 'trib_reset' ORDER BY type = 'table'",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (kind, name) in temp {
+        let kind = match kind.as_str() {
+            "trigger" => "TRIGGER",
+            "view" => "VIEW",
+            _ => "TABLE",
+        };
+        conn.execute_batch(&format!(
+            "DROP {kind} IF EXISTS temp.\"{}\"",
+            name.replace('"', "\"\"")
+        ))?;
+    }
+    conn.execute_batch(RESET)
+}
+
 /// The app's databases by label, shared by every instance.
 #[derive(Debug, Default)]
 pub struct Databases {
@@ -164,7 +299,8 @@ pub struct Databases {
 }
 
 impl Databases {
-    /// Databases by label; `default` is added at `default_path` unless given.
+    /// Databases by label; `default` is added at `default_path` (refusing
+    /// attachments) unless given.
     pub fn new(
         mut dbs: HashMap<String, Arc<Database>>,
         default_path: PathBuf,
@@ -172,7 +308,7 @@ impl Databases {
         if !dbs.contains_key("default") {
             dbs.insert(
                 "default".into(),
-                Arc::new(Database::new(Some(default_path))?),
+                Arc::new(Database::new(Some(default_path), AttachPolicy::Refuse)?),
             );
         }
         Ok(Self { dbs })
@@ -201,18 +337,26 @@ impl Databases {
         let db = self
             .get(label)
             .ok_or_else(|| anyhow::anyhow!("--sqlite {spec}: no database {label:?} is defined"))?;
-        let conn = db
-            .connect()
-            .map_err(|e| anyhow::anyhow!("--sqlite {spec}: {e}"))?;
-        conn.0
-            .with(|c| c.execute_batch(&sql).map_err(io))
-            .map_err(|e| anyhow::anyhow!("--sqlite {spec}: {e}"))
+        // The operator's own statements: a connection of their own, with
+        // no guest's restrictions.
+        let result = match &db.memory {
+            Some(memory) => memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .execute_batch(&sql)
+                .map_err(io),
+            None => db
+                .open_file()
+                .and_then(|c| c.execute_batch(&sql).map_err(io)),
+        };
+        result.map_err(|e| anyhow::anyhow!("--sqlite {spec}: {e}"))
     }
 }
 
 /// What one component may open.
 #[derive(Debug, Clone)]
 pub struct SqliteAccess {
+    component: Owner,
     allowed: Arc<[String]>,
     dbs: Arc<Databases>,
 }
@@ -226,6 +370,8 @@ pub struct Connection(Arc<Inner>);
 struct Inner {
     handle: Handle,
     db: Arc<Database>,
+    /// Whose idle list the connection returns to.
+    owner: Owner,
     /// Held from `BEGIN` until the connection is back in autocommit.
     permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
@@ -275,10 +421,11 @@ impl Drop for Inner {
         if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
             return;
         }
-        if let Ok(mut idle) = self.db.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
-            idle.push(conn);
+        if let Ok(mut idle) = self.db.idle.lock() {
+            let idle = idle.entry(self.owner.clone()).or_default();
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
         }
     }
 }
@@ -292,9 +439,10 @@ fn begins_transaction(statement: &str) -> bool {
 }
 
 impl SqliteAccess {
-    /// Access to the `allowed` labels of `dbs`.
-    pub fn new(allowed: &[String], dbs: Arc<Databases>) -> Self {
+    /// Access for `component` to the `allowed` labels of `dbs`.
+    pub fn new(component: &str, allowed: &[String], dbs: Arc<Databases>) -> Self {
         Self {
+            component: component.into(),
             allowed: allowed.into(),
             dbs,
         }
@@ -310,7 +458,8 @@ impl SqliteAccess {
             .get(&label)
             .ok_or(SqlError::NoSuchDatabase)?
             .clone();
-        tokio::task::spawn_blocking(move || db.connect())
+        let owner = self.component.clone();
+        tokio::task::spawn_blocking(move || db.connect(&owner))
             .await
             .map_err(|e| SqlError::Io(e.to_string()))?
     }
@@ -333,13 +482,13 @@ impl Connection {
     pub async fn execute(&self, statement: String, params: Vec<Value>) -> Result<Rows, SqlError> {
         let holds_permit = self.0.permit.lock().is_ok_and(|p| p.is_some());
         if begins_transaction(&statement) && !holds_permit {
-            let permit = self
-                .0
-                .db
-                .writer
-                .clone()
-                .acquire_owned()
+            // Bounded: a transaction that never ends (or a guest waiting on
+            // itself through a second connection) must not stall every
+            // writer; the waiter fails as SQLite's busy handler would.
+            let db = &self.0.db;
+            let permit = tokio::time::timeout(db.gate_timeout, db.writer.clone().acquire_owned())
                 .await
+                .map_err(|_| SqlError::Io(LOCKED.to_owned()))?
                 .map_err(|e| SqlError::Io(e.to_string()))?;
             if let Ok(mut slot) = self.0.permit.lock() {
                 *slot = Some(permit);
@@ -421,9 +570,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let dbs =
             Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
-        let access = SqliteAccess::new(&["default".to_owned()], dbs.clone());
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs.clone());
         assert_eq!(
-            SqliteAccess::new(&[], dbs)
+            SqliteAccess::new("test", &[], dbs)
                 .open("default".into())
                 .await
                 .err(),
@@ -464,12 +613,24 @@ mod tests {
         assert!(matches!(err, SqlError::Io(_)));
     }
 
+    /// Databases whose `default` file waits `busy` in SQLite's busy handler
+    /// and `gate` at the writer gate.
+    fn with_waits(dir: &Path, busy: Duration, gate: Duration) -> Arc<Databases> {
+        let db = Database::new(Some(dir.join("db.sqlite")), AttachPolicy::Refuse)
+            .expect("db")
+            .with_timeouts(busy, gate);
+        let dbs = HashMap::from([("default".to_owned(), Arc::new(db))]);
+        Arc::new(Databases::new(dbs, dir.join("unused.sqlite")).expect("dbs"))
+    }
+
     #[tokio::test]
     async fn a_reused_connection_starts_clean_and_transactions_take_turns() {
         let dir = tempfile::tempdir().expect("dir");
-        let dbs =
-            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
-        let access = SqliteAccess::new(&["default".to_owned()], dbs);
+        // SQLite's own busy handler is off: a second writer that got past
+        // the gate would fail at once with "database is locked", so the
+        // wait below can only be the gate's.
+        let dbs = with_waits(dir.path(), Duration::ZERO, Duration::from_secs(30));
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
         let first = access.open("default".into()).await.expect("opens");
         first
             .execute("CREATE TABLE t (i INTEGER)".into(), vec![])
@@ -486,12 +647,18 @@ mod tests {
             .expect("insert");
         // A second writer waits at the gate while the first is inside.
         let second = access.open("default".into()).await.expect("opens");
-        let waiting = tokio::spawn({
+        let mut waiting = tokio::spawn({
             let second = second.clone();
             async move { second.execute("BEGIN IMMEDIATE".into(), vec![]).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished());
+        // Parked at the gate: neither through nor failed (without the gate
+        // it would fail at once, the busy handler being off).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut waiting)
+                .await
+                .is_err(),
+            "the second BEGIN did not wait"
+        );
         drop(first); // left open: rolled back, then pooled
         waiting.await.expect("joins").expect("begins");
         second
@@ -516,7 +683,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let dbs =
             Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
-        let access = SqliteAccess::new(&["default".to_owned()], dbs);
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let access = access.clone();
@@ -540,5 +707,164 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(rows.rows, vec![vec![Value::Integer(8)]]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_at_the_gate_only_as_long_as_the_busy_timeout() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dbs = with_waits(dir.path(), Duration::ZERO, Duration::from_millis(200));
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
+        let first = access.open("default".into()).await.expect("opens");
+        first.execute("BEGIN".into(), vec![]).await.expect("begin");
+        // The same guest begins on a second connection: it would wait for
+        // itself forever.
+        let second = access.open("default".into()).await.expect("opens");
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            second.execute("BEGIN".into(), vec![]),
+        )
+        .await
+        .expect("the wait is bounded")
+        .expect_err("busy");
+        assert_eq!(err, SqlError::Io(LOCKED.to_owned()));
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // The first transaction is unharmed.
+        first
+            .execute("COMMIT".into(), vec![])
+            .await
+            .expect("commit");
+        second
+            .execute("BEGIN".into(), vec![])
+            .await
+            .expect("now free");
+    }
+
+    async fn sql(conn: &Connection, statement: &str) -> Result<Rows, SqlError> {
+        conn.execute(statement.to_owned(), vec![]).await
+    }
+
+    #[tokio::test]
+    async fn guests_cannot_attach_or_vacuum_into_files_by_default() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dbs =
+            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
+        let conn = access.open("default".into()).await.expect("opens");
+        sql(&conn, "CREATE TABLE t (i INTEGER)")
+            .await
+            .expect("create");
+        let other = dir.path().join("other.db");
+        let kv = dir.path().join(".spin/sqlite_key_value.db");
+        for statement in [
+            format!("ATTACH '{}' AS o", other.display()),
+            format!("attach database '{}' as kv", kv.display()),
+            format!("ATTACH 'file:{}?mode=rwc' AS o", other.display()),
+            format!("VACUUM INTO '{}'", other.display()),
+        ] {
+            let err = sql(&conn, &statement).await.expect_err(&statement);
+            assert!(
+                matches!(&err, SqlError::Io(m) if m.contains("not authorized") || m.contains("authorization denied")),
+                "{statement}: {err:?}"
+            );
+        }
+        assert!(!other.exists(), "a refused statement created a file");
+        assert!(!kv.exists());
+        // Plain VACUUM (SQLite's own temporary database) still works.
+        sql(&conn, "VACUUM").await.expect("vacuum");
+    }
+
+    #[tokio::test]
+    async fn allow_attach_file_admits_files_inside_the_app_only() {
+        let app = tempfile::tempdir().expect("dir");
+        let outside = tempfile::tempdir().expect("dir");
+        let root = app.path().canonicalize().expect("resolves");
+        let db = Database::new(
+            Some(root.join("db.sqlite")),
+            AttachPolicy::InsideApp(root.clone()),
+        )
+        .expect("db");
+        let dbs = HashMap::from([("default".to_owned(), Arc::new(db))]);
+        let dbs = Arc::new(Databases::new(dbs, root.join("unused.sqlite")).expect("dbs"));
+        let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
+        let conn = access.open("default".into()).await.expect("opens");
+        let inside = root.join("data/extra.db");
+        std::fs::create_dir_all(inside.parent().expect("parent")).expect("dir");
+        sql(&conn, &format!("ATTACH '{}' AS extra", inside.display()))
+            .await
+            .expect("inside the app");
+        sql(&conn, "DETACH extra").await.expect("detach");
+        let escape = outside.path().join("x.db");
+        let sneaky = format!("{}/data/../../{}", root.display(), escape.display());
+        for target in [
+            escape.display().to_string(),
+            sneaky,
+            root.join(".spin/sqlite_key_value.db").display().to_string(),
+        ] {
+            let err = sql(&conn, &format!("ATTACH '{target}' AS o"))
+                .await
+                .expect_err(&target);
+            assert!(
+                matches!(&err, SqlError::Io(m) if m.contains("not authorized")),
+                "{err:?}"
+            );
+        }
+        assert!(!escape.exists());
+    }
+
+    #[tokio::test]
+    async fn temporary_objects_never_reach_the_next_user_of_a_connection() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dbs =
+            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let a = SqliteAccess::new("a", &["default".to_owned()], dbs.clone());
+        let b = SqliteAccess::new("b", &["default".to_owned()], dbs.clone());
+        let conn = a.open("default".into()).await.expect("opens");
+        sql(&conn, "CREATE TABLE events (i INTEGER)")
+            .await
+            .expect("create");
+        sql(&conn, "CREATE TABLE spy (i INTEGER)")
+            .await
+            .expect("create");
+        sql(&conn, "CREATE TEMP TABLE notes (x)")
+            .await
+            .expect("temp");
+        sql(
+            &conn,
+            "CREATE TEMP TRIGGER copy AFTER INSERT ON main.events BEGIN INSERT INTO spy VALUES (new.i); END",
+        )
+        .await
+        .expect("trigger");
+        sql(&conn, "CREATE TEMP VIEW v AS SELECT 1")
+            .await
+            .expect("view");
+        drop(conn);
+        // Another component never gets A's connection; A's next open gets
+        // it back with nothing of the last request's.
+        for access in [&b, &a] {
+            let conn = access.open("default".into()).await.expect("opens");
+            let temp = sql(
+                &conn,
+                "SELECT name FROM temp.sqlite_master WHERE name != 'trib_reset'",
+            )
+            .await
+            .expect("temp schema");
+            assert_eq!(temp.rows, Vec::<Vec<Value>>::new());
+            sql(&conn, "INSERT INTO events VALUES (1)")
+                .await
+                .expect("insert");
+            drop(conn);
+        }
+        let conn = b.open("default".into()).await.expect("opens");
+        let spied = sql(&conn, "SELECT count(*) FROM spy").await.expect("count");
+        assert_eq!(spied.rows, vec![vec![Value::Integer(0)]]);
+        let idle = dbs
+            .get("default")
+            .expect("db")
+            .idle
+            .lock()
+            .expect("lock")
+            .len();
+        assert_eq!(idle, 2, "one idle list per component");
     }
 }

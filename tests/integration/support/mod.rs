@@ -295,6 +295,40 @@ impl Trib {
             .expect("metrics")
     }
 
+    /// One parsed scrape of the admin listener.
+    pub fn scrape(&self) -> Metrics {
+        Metrics::parse(&self.metrics())
+    }
+
+    /// Scrapes until `ready` holds, and returns that scrape; fails the test
+    /// with the last scrape after `limit`. `what` says what is awaited.
+    pub fn wait_metrics(
+        &self,
+        what: &str,
+        limit: Duration,
+        ready: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
+        let deadline = Instant::now() + limit;
+        loop {
+            let m = self.scrape();
+            if ready(&m) {
+                return m;
+            }
+            if Instant::now() > deadline {
+                panic!("not within {limit:?}: {what}\n{m}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Scrapes until the series `name{labels}` exists and equals `value`;
+    /// returns that scrape (see [`Trib::wait_metrics`]).
+    pub fn wait_metric(&self, name: &str, labels: &str, value: f64, limit: Duration) -> Metrics {
+        self.wait_metrics(&format!("{name}{{{labels}}} == {value}"), limit, |m| {
+            m.find(name, labels) == Some(value)
+        })
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -334,21 +368,126 @@ pub fn shared_cache() -> PathBuf {
     repo_root().join("target/test-compile-cache")
 }
 
-/// The value of the Prometheus sample `name{labels}` (labels written as in
-/// the exposition, e.g. `component="p3"`), or 0 when absent.
-pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .find(|(key, _)| {
-            let (n, rest) = key.split_once('{').unwrap_or((key, ""));
-            n == name
-                && labels
-                    .split(',')
-                    .all(|label| label.is_empty() || rest.contains(label))
+/// One scrape of the admin listener's Prometheus text, parsed by
+/// `prometheus-parse`.
+pub struct Metrics {
+    text: String,
+    samples: Vec<prometheus_parse::Sample>,
+}
+
+impl Metrics {
+    /// Parses Prometheus text; unparsable text fails the test.
+    pub fn parse(text: &str) -> Self {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines)
+            .unwrap_or_else(|e| panic!("unparsable Prometheus text ({e}):\n{text}"));
+        Self {
+            text: text.to_owned(),
+            samples: scrape.samples,
+        }
+    }
+
+    /// The value of the series `name` whose label set is exactly `labels`
+    /// (written as in the exposition, e.g. `component="p3",status="200"`,
+    /// or `""` for none), or `None` when there is no such series.
+    pub fn find(&self, name: &str, labels: &str) -> Option<f64> {
+        let wanted = label_set(labels);
+        let mut found = self
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && s.labels == wanted);
+        let sample = found.next()?;
+        assert!(
+            found.next().is_none(),
+            "two series {name}{{{labels}}}:\n{}",
+            self.text
+        );
+        Some(match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => {
+                panic!("{name}{{{labels}}} is {other:?}, not one number (read its _count or _sum)")
+            }
         })
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
+    }
+
+    /// The value of the series `name{labels}` (see [`Metrics::find`]); a
+    /// missing series, a misspelled name or a label set that differs in any
+    /// label fails the test.
+    pub fn get(&self, name: &str, labels: &str) -> f64 {
+        self.find(name, labels).unwrap_or_else(|| {
+            panic!(
+                "no series {name}{{{labels}}} (labels must match exactly):\n{}",
+                self.text
+            )
+        })
+    }
+
+    /// Like [`Metrics::get`], but 0 when the series does not exist yet: only
+    /// for a counter or gauge trib creates on its first event, where "never
+    /// happened" is what the caller checks. `name` must still be one of
+    /// trib's metrics, so a misspelling fails.
+    pub fn get_or_zero(&self, name: &str, labels: &str) -> f64 {
+        assert!(
+            TRIB_METRICS.contains(&name),
+            "{name} is not one of trib's metrics {TRIB_METRICS:?}"
+        );
+        self.find(name, labels).unwrap_or(0.0)
+    }
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The metrics trib records (`trib::metrics`), by name; histograms as
+/// their `_count` and `_sum` series.
+const TRIB_METRICS: &[&str] = &[
+    trib::metrics::CONNECTIONS,
+    trib::metrics::REQUESTS,
+    trib::metrics::INSTANCES_ACTIVE,
+    trib::metrics::QUEUED,
+    trib::metrics::POOL_IN_USE,
+    trib::metrics::POOL_CAPACITY,
+    trib::metrics::CACHE_HITS,
+    trib::metrics::CACHE_MISSES,
+    trib::metrics::LOADS,
+    trib::metrics::UNLOADS,
+    trib::metrics::LOADED,
+    trib::metrics::COLD_STARTS,
+    trib::metrics::LIMIT_HITS,
+    trib::metrics::ABANDONED,
+    trib::metrics::CONNECTIONS_OPEN,
+    "trib_request_duration_seconds_count",
+    "trib_request_duration_seconds_sum",
+    "trib_instantiation_duration_seconds_count",
+    "trib_instantiation_duration_seconds_sum",
+];
+
+/// A label set written as in the exposition (`a="x",b="y"`), parsed by the
+/// same parser as the scrape so that the two compare exactly.
+fn label_set(labels: &str) -> prometheus_parse::Labels {
+    let line = if labels.is_empty() {
+        "wanted 0".to_owned()
+    } else {
+        format!("wanted{{{labels}}} 0")
+    };
+    let scrape = prometheus_parse::Scrape::parse(std::iter::once(Ok(line)))
+        .unwrap_or_else(|e| panic!("bad label set {labels:?}: {e}"));
+    match scrape.samples.as_slice() {
+        [sample] if sample.labels.len() == labels.matches('=').count() => sample.labels.clone(),
+        _ => panic!("bad label set {labels:?}: write it as a=\"x\",b=\"y\""),
+    }
+}
+
+/// The value of the Prometheus series `name{labels}` in `text` (labels
+/// written as in the exposition, e.g. `component="p3"`, matched exactly);
+/// a missing series fails the test (see [`Metrics::get`]).
+pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    Metrics::parse(text).get(name, labels)
 }
 
 /// A blocking HTTP client with a generous timeout.

@@ -4,13 +4,20 @@ use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 
+/// Requests this instance has handled, this one included: 1 in a fresh
+/// instance, more in a reused one.
+static INVOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let invocation = INVOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let full = req.path_with_query().unwrap_or_default();
     let (path, query) = full.split_once('?').unwrap_or((&full, ""));
     let (path, query) = (path.to_owned(), query.to_owned());
     let tail = path.rsplit('/').next().unwrap_or_default();
     match tail {
+        // How many requests this instance has handled, this one included.
+        "count" => respond(out, 200, format!("invocation {invocation} at {path}\n")).await,
         "echo" => echo(req, out).await,
         "headers" => {
             let mut lines: Vec<String> = req

@@ -3,11 +3,18 @@
 use spin_sdk::http::{BoxBody, FullBody, IntoResponse, Request, Response, box_body};
 use spin_sdk::http_service;
 
+/// Requests this instance has handled, this one included: 1 in a fresh
+/// instance, more in a reused one.
+static INVOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let invocation = INVOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let path = req.uri().path().to_owned();
     let tail = path.rsplit('/').next().unwrap_or_default();
     match tail {
+        // How many requests this instance has handled, this one included.
+        "count" => Ok(text(format!("invocation {invocation} at {path}\n"))),
         // Streams the request body straight back, chunk by chunk.
         "echo" => Ok(Response::new(box_body(req.into_body()))),
         // Lists the `spin-*` headers the host set, one `name: value` a line.
