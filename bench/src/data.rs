@@ -21,6 +21,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use event_store::statements::{self, EVENT_COLUMNS, insert_events};
+
 use crate::client::Client;
 use crate::peers::{self, Server, Tools};
 
@@ -31,20 +33,12 @@ const WRITE_KEY: &str = "dev-write-key";
 /// `spin.toml`'s default read token (for source `dev`).
 const READ_TOKEN: &str = "dev-read-token";
 
-/// The ingest function's insert (`storage::insert_events`): one statement
-/// for a whole batch, `rows` rows of ten parameters, skipping message ids
-/// the source already has.
-fn insert_sql(rows: usize) -> String {
-    format!(
-        "INSERT INTO events (source, message_id, type, name, user_id, anonymous_id, timestamp_ms, received_at_ms, properties, raw) VALUES {} ON CONFLICT (source, message_id) DO NOTHING",
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
-    )
-}
-
 /// The query function's `counts` statement without `group_by` or `event`
-/// (`?1` source, `?2` bucket width, `?3`/`?4` the window), verbatim.
-const COUNTS_SQL: &str = "SELECT (timestamp_ms / ?2) * ?2 AS bucket, CAST(NULL AS TEXT) AS grp, count(*), count(DISTINCT COALESCE(user_id, anonymous_id))
-         FROM events WHERE source = ?1 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 GROUP BY bucket, grp ORDER BY bucket, grp";
+/// (`?1` source, `?2` bucket width, `?3`/`?4` the window), from the
+/// event store the function uses.
+fn counts_sql() -> String {
+    statements::counts(statements::NO_GROUP, None)
+}
 
 /// 2026-01-01T00:00:00Z in milliseconds: every generated event falls in
 /// the [`DAYS`] days after it.
@@ -549,8 +543,9 @@ fn native_ingest(
         let started = Instant::now();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut insert = tx.prepare_cached(&insert_sql(rows.len()))?;
-            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(rows.len() * 10);
+            let mut insert = tx.prepare_cached(&insert_events(rows.len()))?;
+            let mut values: Vec<rusqlite::types::Value> =
+                Vec::with_capacity(rows.len() * EVENT_COLUMNS);
             for (e, raw, properties) in &rows {
                 values.extend([
                     SOURCE.to_owned().into(),
@@ -707,10 +702,10 @@ fn counts_answer(body: &[u8]) -> anyhow::Result<(u64, u64)> {
     Ok((buckets.len() as u64, total))
 }
 
-/// One row of [`COUNTS_SQL`]: bucket start, events, unique users.
+/// One row of [`counts_sql`]: bucket start, events, unique users.
 type CountsRow = (i64, i64, i64);
 
-/// Runs [`COUNTS_SQL`] the way the query function does (fresh connection,
+/// Runs [`counts_sql`] the way the query function does (fresh connection,
 /// every row collected); returns the latency and the last run's rows.
 fn time_native_counts(
     database: &Path,
@@ -718,12 +713,13 @@ fn time_native_counts(
     to: i64,
     requests: usize,
 ) -> anyhow::Result<(Latency, Vec<CountsRow>)> {
+    let sql = counts_sql();
     let mut times = Vec::with_capacity(requests);
     let mut rows = Vec::new();
     for i in 0..WARMUPS + requests {
         let started = Instant::now();
         let conn = open(database)?;
-        let mut stmt = conn.prepare(COUNTS_SQL)?;
+        let mut stmt = conn.prepare(&sql)?;
         rows = stmt
             .query_map(params![SOURCE, HOUR_MS, from, to], |row| {
                 Ok((row.get(0)?, row.get(2)?, row.get(3)?))
@@ -747,7 +743,7 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
     while n < events {
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(&insert_sql(1))?;
+            let mut insert = tx.prepare_cached(&insert_events(1))?;
             for i in n..(n + SEED_TRANSACTION).min(events) {
                 let offset = (i as u128 * span / events as u128) as i64 + (mix(i) % 60_000) as i64;
                 let timestamp_ms = START_MS + offset.min(DAYS * DAY_MS - 1);
@@ -965,9 +961,14 @@ mod tests {
     fn seeded_events_are_counted_natively() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let db = dir.path().join("events.db");
-        open(&db)?.execute_batch(
-            "CREATE TABLE events (id INTEGER PRIMARY KEY, source TEXT NOT NULL, message_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT, user_id TEXT, anonymous_id TEXT, timestamp_ms INTEGER NOT NULL, received_at_ms INTEGER NOT NULL, properties TEXT NOT NULL, raw TEXT NOT NULL, UNIQUE (source, message_id))",
-        )?;
+        // The event store's own schema, as the ingest function migrates it.
+        let conn = open(&db)?;
+        for version in event_store::migrations::VERSIONS {
+            for statement in event_store::migrations::statements(version, true) {
+                conn.execute_batch(&statement)?;
+            }
+        }
+        drop(conn);
         seed(&db, 1_000)?;
         assert_eq!(count_events(&db)?, 1_000);
         let (_, rows) = time_native_counts(&db, START_MS, START_MS + DAYS * DAY_MS, 1)?;

@@ -152,35 +152,11 @@ fn prepare(root: &Path, wasmtime: Option<PathBuf>, what: What) -> anyhow::Result
         .current_dir(root))?;
     let guests = root.join("tests/guests");
     if peer_scenarios {
-        run(Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "hello-p3",
-                "-p",
-                "hello-p2",
-            ])
-            .current_dir(&guests))?;
+        build_components(&guests, &["hello-p3", "hello-p2"])?;
     }
     if data_scenarios {
         // The components `spin.toml` routes /v1/... and /api/... to.
-        run(Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "ingest",
-                "-p",
-                "query",
-            ])
-            .current_dir(root.join("functions")))?;
+        build_components(&root.join("functions"), &["ingest", "query"])?;
     }
     let out = guests.join("target/wasm32-wasip2/release");
     let exe_dir = std::env::current_exe()?
@@ -195,6 +171,25 @@ fn prepare(root: &Path, wasmtime: Option<PathBuf>, what: What) -> anyhow::Result
         hello_p3: out.join("bench_p3.wasm"),
         hello_p2: out.join("bench_p2.wasm"),
     })
+}
+
+/// Release builds of the components `packages` of the cargo workspace at
+/// `dir`, for `wasm32-wasip2`.
+fn build_components(dir: &Path, packages: &[&str]) -> anyhow::Result<()> {
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .current_dir(dir);
+    for package in packages {
+        cargo.args(["-p", package]);
+    }
+    run(&mut cargo)
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {

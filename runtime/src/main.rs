@@ -13,6 +13,7 @@ use trib::engine::EngineSettings;
 use trib::engine::compile_cache::CompileCache;
 use trib::runtime_config::{RuntimeConfig, parse_duration};
 use trib::server::ConnectionSettings;
+use trib::spin_apis::sqlite::StartupSql;
 
 /// Every request allocates a store, a resource table and HTTP plumbing and
 /// frees them moments later on another thread; mimalloc's per-thread free
@@ -110,8 +111,8 @@ struct UpArgs {
     runtime_config_file: Option<PathBuf>,
     /// SQL to run before serving, as Spin's `--sqlite`: a statement for the
     /// `default` database, or `@file.sql` / `@file.sql:label` (repeatable).
-    #[arg(long = "sqlite")]
-    sqlite: Vec<String>,
+    #[arg(long = "sqlite", value_parser = parse_sqlite_arg)]
+    sqlite: Vec<StartupSql>,
     /// A `.env`-style file of variable values (`NAME=value` lines); they win
     /// over `SPIN_VARIABLE_NAME` environment variables.
     #[arg(long)]
@@ -272,13 +273,36 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     served
 }
 
+/// Reads one `--sqlite` argument: `@file.sql[:label]` is a file of
+/// statements for `label` (default `default`), anything else one statement
+/// for `default`.
+fn parse_sqlite_arg(spec: &str) -> Result<StartupSql, String> {
+    let (sql, label) = match spec.strip_prefix('@') {
+        Some(file) => {
+            let (file, label) = match file.rsplit_once(':') {
+                Some((f, l)) if !l.is_empty() && !l.contains('/') => (f, l),
+                _ => (file, "default"),
+            };
+            let sql = std::fs::read_to_string(file.trim())
+                .map_err(|e| format!("cannot read {}: {e}", file.trim()))?;
+            (sql, label.trim())
+        }
+        None => (spec.to_owned(), "default"),
+    };
+    Ok(StartupSql {
+        label: label.to_owned(),
+        sql,
+        origin: spec.to_owned(),
+    })
+}
+
 /// Prints what `spin up` prints, so scripts and people see the same thing.
 fn print_routes(app: &trib::app::LoadedApp, addr: SocketAddr) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Serving http://{addr}");
     let _ = writeln!(out, "Available Routes:");
-    for route in app.router.routes() {
+    for route in app.router().routes() {
         let _ = writeln!(out, "  {}: http://{addr}{route}", route.component());
     }
     let _ = out.flush();

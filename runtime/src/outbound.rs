@@ -12,7 +12,6 @@
 //!   warning in the log; it is never sent.
 
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
 
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -21,9 +20,6 @@ use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::{AllowedHosts, Destination, default_port};
-use crate::app::LoadedApp;
-use crate::outcome::RequestOutcome;
-use crate::router::RouteMatch;
 
 /// The suffix of hosts that name components of this app.
 pub const CHAINING_SUFFIX: &str = ".spin.internal";
@@ -43,18 +39,40 @@ pub fn client() -> anyhow::Result<HttpClient> {
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
+/// What answers chained requests: the running app, which owns the
+/// components whose instances send them (so this crate's layers stay one
+/// way: the app's dispatcher implements it, outbound only calls it).
+pub trait Chain: Send + Sync {
+    /// Runs `request` on `component` (or, with `None`, the component the
+    /// app's router picks), on behalf of `caller`.
+    fn chain(
+        self: Arc<Self>,
+        request: http::Request<WasiBody>,
+        component: Option<String>,
+        caller: Arc<str>,
+    ) -> ChainFuture;
+}
+
 /// A late-bound reference to the running app, for chained requests (the app
 /// owns the components whose instances hold this).
-#[derive(Debug, Clone, Default)]
-pub struct AppHandle(Arc<OnceLock<Weak<LoadedApp>>>);
+#[derive(Clone, Default)]
+pub struct AppHandle(Arc<OnceLock<Weak<dyn Chain>>>);
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle")
+            .field("bound", &self.0.get().is_some())
+            .finish()
+    }
+}
 
 impl AppHandle {
     /// Points the handle at the running app.
-    pub fn bind(&self, app: &Arc<LoadedApp>) {
-        let _ = self.0.set(Arc::downgrade(app));
+    pub fn bind(&self, app: Weak<dyn Chain>) {
+        let _ = self.0.set(app);
     }
 
-    fn get(&self) -> Option<Arc<LoadedApp>> {
+    fn get(&self) -> Option<Arc<dyn Chain>> {
         self.0.get()?.upgrade()
     }
 }
@@ -76,9 +94,13 @@ impl std::fmt::Debug for OutboundHttp {
     }
 }
 
-type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+/// What `wasmtime-wasi-http` awaits after the response head: the body's
+/// I/O (nothing more, for us).
+pub type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
+/// A chained request's response, as the guest's HTTP client receives it.
+pub type ChainFuture = SendFuture;
 
 impl OutboundHttp {
     /// The policy for `component`.
@@ -146,43 +168,10 @@ impl OutboundHttp {
     /// Runs the request on a component of this app, in process: `component`
     /// by name, or (for `self`) whichever the router picks.
     fn chain(&self, request: http::Request<WasiBody>, component: Option<String>) -> SendFuture {
-        let app = self.app.get();
-        let caller = self.component.clone();
-        Box::new(async move {
-            let app = app.ok_or(HttpError::ConfigurationError)?;
-            let path = request.uri().path().to_owned();
-            let route = match &component {
-                Some(name) => RouteMatch::synthetic(name, &path),
-                None => app
-                    .router
-                    .route(&path)
-                    .ok_or(HttpError::DestinationNotFound)?,
-            };
-            let Some(slot) = app.components.get(&route.component).cloned() else {
-                tracing::warn!(component = %caller, target = %route.component, "chained request to an unknown component");
-                return Err(HttpError::DestinationNotFound);
-            };
-            let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-            let mut request = crate::server::prepare(request, &route, loopback, app.router.base())
-                .map_err(|e| HttpError::InternalError(Some(e.to_string())))?;
-            request.headers_mut().remove(http::header::HOST);
-            tracing::debug!(from = %caller, to = %route.component, "chained request");
-            let outcome = Arc::new(RequestOutcome::default());
-            let response = crate::server::invoke(
-                &app,
-                &slot,
-                &route.component,
-                request,
-                outcome,
-                Instant::now(),
-            )
-            .await;
-            let response = response.map(|body| {
-                body.map_err(|e| HttpError::InternalError(Some(e.to_string())))
-                    .boxed_unsync()
-            });
-            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
-        })
+        match self.app.get() {
+            Some(app) => app.chain(request, component, self.component.clone()),
+            None => Box::new(async { Err(HttpError::ConfigurationError) }),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //!   memory limit hit);
 //! - whether the client is still there to take the response: when it goes
 //!   away, the instance working for it has no one to work for and is
-//!   stopped (see [`crate::instances`]);
+//!   stopped (by its expiration in `instances.rs`);
 //! - the request's capacity (pool and component slots), held until the last
 //!   of those lets go of it, so an instance still running for a departed
 //!   client still counts against the limits.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::app::{LoadedComponent, Loader};
+use crate::loader::{LoadedComponent, Loader};
 use crate::manifest::Component;
 use crate::runtime_config::ScalingPolicy;
 

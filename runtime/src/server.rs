@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -17,31 +16,17 @@ use tokio::sync::watch;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use wasmtime_wasi_http::handler::ExpirationError;
-
 use crate::app::LoadedApp;
-use crate::body::{Finish, LimitedBody, TrackedBody};
-use crate::outcome::{Delivery, RequestOutcome};
-use crate::router::RouteMatch;
-use crate::scaling::ComponentSlot;
+use crate::body::LimitedBody;
+use crate::dispatch::{ResponseBody, invoke, text};
+use crate::engine::epoch::EpochTicker;
+use crate::outcome::RequestOutcome;
+use crate::spin_headers::prepare;
 
 /// Where Spin answers health checks.
 pub const HEALTH_PATH: &str = "/.well-known/spin/health";
 /// Where Spin describes itself.
 pub const INFO_PATH: &str = "/.well-known/spin/info";
-
-// The headers Spin sets on every request it routes.
-const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
-const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
-const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");
-const BASE_PATH: HeaderName = HeaderName::from_static("spin-base-path");
-const RAW_COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-raw-component-route");
-const COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-component-route");
-const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
-
-/// The body type of every response we send.
-pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How the listener treats connections.
 #[derive(Debug, Clone)]
@@ -85,8 +70,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     settings: ConnectionSettings,
 ) -> std::io::Result<()> {
-    let epoch = EpochTicker::start(app.engine.clone());
-    let reaper = crate::scaling::spawn_reaper(app.components.values().cloned().collect());
+    let epoch = EpochTicker::start(app.engine().clone());
+    let reaper = crate::scaling::spawn_reaper(app.components().cloned().collect());
     let connections = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     // Every connection task holds a clone of `open`; `closed.recv()` ends
     // once all of them are gone.
@@ -228,17 +213,22 @@ pub async fn handle(
         return text(StatusCode::OK, "OK");
     }
     if path == INFO_PATH {
-        let info = format!(
-            "{{\"name\":{:?},\"runtime\":\"trib\",\"version\":{:?}}}",
-            app.app.name,
-            env!("CARGO_PKG_VERSION")
+        let info = serde_json::json!({
+            "name": app.name(),
+            "runtime": "trib",
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        let mut resp = text(StatusCode::OK, info.to_string());
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
         );
-        return text(StatusCode::OK, info);
+        return resp;
     }
-    let Some(route) = app.router.route(&path) else {
+    let Some(route) = app.router().route(&path) else {
         return text(StatusCode::NOT_FOUND, "Not Found");
     };
-    let Some(slot) = app.components.get(&route.component) else {
+    let Some(slot) = app.component(&route.component) else {
         tracing::error!(component = %route.component, "routed to a component that is not loaded");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
@@ -249,10 +239,10 @@ pub async fn handle(
         text(status, body)
     };
 
-    if content_length(&req).is_some_and(|len| len > app.max_request_body) {
+    if content_length(&req).is_some_and(|len| len > app.max_request_body()) {
         tracing::warn!(
             component,
-            limit_bytes = app.max_request_body,
+            limit_bytes = app.max_request_body(),
             "request body too large: 413"
         );
         crate::metrics::limit_hit(component, "body_size");
@@ -260,8 +250,8 @@ pub async fn handle(
     }
     let outcome = Arc::new(RequestOutcome::default());
     let req = req
-        .map(|body| LimitedBody::new(body, app.max_request_body, outcome.clone()).boxed_unsync());
-    let req = match prepare(req, &route, client, app.router.base()) {
+        .map(|body| LimitedBody::new(body, app.max_request_body(), outcome.clone()).boxed_unsync());
+    let req = match prepare(req, &route, client, app.router().base()) {
         Ok(req) => req,
         Err(e) => {
             tracing::debug!(error = %e, "bad request");
@@ -271,144 +261,6 @@ pub async fn handle(
     invoke(app, slot, component, req, outcome, started).await
 }
 
-/// Runs a prepared request on `slot`'s component: admission, loading, the
-/// instance, and the mapping of every failure to a status. Shared by
-/// requests from the network and chained requests from other components.
-pub async fn invoke(
-    app: &LoadedApp,
-    slot: &ComponentSlot,
-    component: &str,
-    req: wasmtime_wasi_http::handler::Request,
-    outcome: Arc<RequestOutcome>,
-    started: Instant,
-) -> Response<ResponseBody> {
-    let path = req.uri().path().to_owned();
-    let done = |status: StatusCode, body: &'static str| {
-        crate::metrics::request_done(component, status.as_u16(), started.elapsed());
-        text(status, body)
-    };
-    match app.admission.admit(slot.concurrency()).await {
-        // Held by the outcome: until the response is done and no instance
-        // works for the request any more.
-        Ok(admitted) => outcome.hold(admitted),
-        Err(rejected) => {
-            tracing::warn!(component, reason = %rejected, queued = app.admission.queued(), "no capacity: 503");
-            crate::metrics::limit_hit(component, rejected.limit());
-            let mut resp = done(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: at capacity, retry later",
-            );
-            resp.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(app.admission.retry_after_secs()),
-            );
-            return resp;
-        }
-    }
-    let in_flight = slot.enter();
-    let ready = match slot.get().await {
-        Ok((ready, cold)) => {
-            if cold {
-                crate::metrics::cold_start(component);
-            }
-            ready
-        }
-        Err(e) => {
-            tracing::error!(component, "cannot load component: {e:#}");
-            return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-        }
-    };
-    let handle_started = Instant::now();
-    // If this future is dropped while the guest works (the client went
-    // away), the guest is stopped: nobody is left to answer.
-    let mut delivery = Delivery::new(outcome.clone());
-    let result = ready.handler.handle(outcome.clone(), req).await;
-    if result.is_err() {
-        // The client will hear of it: an error status follows.
-        delivery.delivered();
-    }
-    // A guest that never yields is stopped from outside its event loop, and
-    // its request then fails as "trapped" rather than "expired"; a failure at
-    // or past the deadline is a timeout either way.
-    let past_deadline = app
-        .request_timeout
-        .is_some_and(|limit| handle_started.elapsed() >= limit);
-    let resp = match result {
-        Ok(_) if outcome.body_too_large.load(Ordering::Acquire) => {
-            return too_large(app, component, done);
-        }
-        Ok(resp) => resp,
-        Err(_) if outcome.body_too_large.load(Ordering::Acquire) => {
-            return too_large(app, component, done);
-        }
-        Err(_) if outcome.memory_exceeded.load(Ordering::Acquire) => {
-            tracing::error!(
-                component,
-                limit_mib = slot_memory_mib(app),
-                "memory limit exceeded: the instance was stopped; 500"
-            );
-            crate::metrics::limit_hit(component, "memory");
-            return done(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error: memory limit exceeded",
-            );
-        }
-        Err(e) if e.is::<ExpirationError>() || past_deadline => {
-            tracing::error!(
-                component,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "request timed out: 504"
-            );
-            crate::metrics::limit_hit(component, "timeout");
-            return done(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Gateway Timeout: the component did not answer in time",
-            );
-        }
-        Err(e) => {
-            tracing::error!(component, path = %path, "request failed: {e:#}");
-            return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-        }
-    };
-    let status = resp.status().as_u16();
-    tracing::debug!(
-        component,
-        status,
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "response started"
-    );
-    let finish = Finish {
-        guards: Box::new((in_flight, ready)),
-        delivery,
-        component: component.to_owned(),
-        status,
-        started,
-    };
-    resp.map(|body| {
-        TrackedBody::new(body, finish)
-            .map_err(|e| Box::new(e) as BoxError)
-            .boxed_unsync()
-    })
-}
-
-fn too_large(
-    app: &LoadedApp,
-    component: &str,
-    done: impl FnOnce(StatusCode, &'static str) -> Response<ResponseBody>,
-) -> Response<ResponseBody> {
-    tracing::warn!(
-        component,
-        limit_bytes = app.max_request_body,
-        "request body too large: 413"
-    );
-    crate::metrics::limit_hit(component, "body_size");
-    done(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large")
-}
-
-fn slot_memory_mib(app: &LoadedApp) -> usize {
-    app.max_instance_memory >> 20
-}
-
 fn content_length(req: &Request<Incoming>) -> Option<u64> {
     req.headers()
         .get(http::header::CONTENT_LENGTH)?
@@ -416,115 +268,4 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// Gives the request an absolute URI and Spin's routing headers (replacing
-/// any `spin-*` header the caller sent).
-pub fn prepare<B>(
-    req: Request<B>,
-    route: &RouteMatch,
-    client: SocketAddr,
-    base: &str,
-) -> Result<Request<B>, http::Error> {
-    let (mut parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("localhost")
-        .to_owned();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let scheme = parts.uri.scheme_str().unwrap_or("http").to_owned();
-    parts.uri = Uri::builder()
-        .scheme(scheme.as_str())
-        .authority(host.as_str())
-        .path_and_query(path_and_query.as_str())
-        .build()?;
-    let full_url = format!("{scheme}://{host}{path_and_query}");
-
-    // Clients must not be able to forge what the host asserts.
-    let forged: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("spin-"))
-        .cloned()
-        .collect();
-    for name in forged {
-        parts.headers.remove(name);
-    }
-    let mut set = |name: HeaderName, value: &str| -> Result<(), http::Error> {
-        let value = HeaderValue::from_str(value).map_err(http::Error::from)?;
-        parts.headers.insert(name, value);
-        Ok(())
-    };
-    set(FULL_URL, &full_url)?;
-    set(PATH_INFO, &route.path_info)?;
-    set(MATCHED_ROUTE, &route.based_route)?;
-    set(BASE_PATH, base)?;
-    set(RAW_COMPONENT_ROUTE, &route.raw_route)?;
-    set(COMPONENT_ROUTE, route.component_route())?;
-    set(CLIENT_ADDR, &client.to_string())?;
-    for (name, value) in &route.params {
-        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
-        set(HeaderName::from_bytes(name.as_bytes())?, value)?;
-    }
-    Ok(Request::from_parts(parts, body))
-}
-
-/// A small plain-text response.
-pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
-    let mut resp = Response::new(
-        Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
-
-/// One thread for the whole process that advances the engine's epoch, so
-/// busy guests yield and deadlines can be enforced without a timer per
-/// request.
-struct EpochTicker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// How often the epoch advances: the time slice a busy guest gets before it
-/// yields its worker thread.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-impl EpochTicker {
-    fn start(engine: wasmtime::Engine) -> Self {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("trib-epoch".into())
-            .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        Self { stop, thread }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }

@@ -3,14 +3,19 @@
 //! a file of events, so a transform can be tried and tested without an app.
 //!
 //! The file holds JSON lines (or one JSON array): each event either in the
-//! WIT record's shape (`message_id`, `kind`, `name`, `user_id`,
-//! `anonymous_id`, `timestamp_ms`, `properties`, `context`) or as a Segment
-//! message (`messageId`, `type`, `event`, `userId`, `anonymousId`,
-//! `properties`/`traits`, `context`). The output is one JSON object: the
-//! events that go on and the rejections, as the ingest service sees them.
+//! WIT record's shape (an object with `message_id` or `kind`: also `name`,
+//! `user_id`, `anonymous_id`, `timestamp_ms`, `properties`, `context`) or
+//! as a Segment message (`messageId`, `type`, `event`, `userId`,
+//! `anonymousId`, `properties`/`traits`, `context`, `timestamp`, `sentAt`),
+//! which is read by the ingest function's own rules
+//! (`event_model::segment::check`, arriving now; `type` defaults to
+//! `track`), so a message becomes the same event here as there. The output
+//! is one JSON object: the events that go on and the rejections, as the
+//! ingest service sees them.
 
 use std::path::Path;
 
+use event_model::segment;
 use serde_json::{Value, json};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -24,6 +29,8 @@ mod bindings {
 }
 
 use bindings::exports::tributary::pipeline::transform::{BatchResult, Event};
+
+event_model::wit_event_conversions!(Event);
 
 /// Why a transform could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -126,23 +133,9 @@ fn output(result: BatchResult) -> Value {
     })
 }
 
+/// `--settings`, read as the ingest service reads `stageN_settings`.
 fn parse_settings(text: &str) -> Result<Vec<(String, String)>, TransformRunError> {
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(members)) => Ok(members
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect()),
-        Ok(_) => Err(TransformRunError::Settings(
-            "must be a JSON object, e.g. '{\"paths\": \"email\"}'".into(),
-        )),
-        Err(e) => Err(TransformRunError::Settings(format!("not JSON: {e}"))),
-    }
+    event_model::settings_pairs(text).map_err(TransformRunError::Settings)
 }
 
 fn read_events(path: &Path) -> Result<Vec<Event>, TransformRunError> {
@@ -172,17 +165,34 @@ fn read_events(path: &Path) -> Result<Vec<Event>, TransformRunError> {
             })
             .collect::<Result<_, _>>()?
     };
+    let received_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     values
         .into_iter()
-        .map(|(n, v)| event(v).map_err(|m| err(format!("event {n}: {m}"))))
+        .map(|(n, v)| {
+            event(v, received_ms)
+                .map(Event::from)
+                .map_err(|m| err(format!("event {n}: {m}")))
+        })
         .collect()
 }
 
-/// One event from either shape.
-fn event(value: Value) -> Result<Event, String> {
-    let Value::Object(obj) = value else {
+/// One event from either shape: the WIT record's (an object with
+/// `message_id` or `kind`), or a Segment message, which goes through the
+/// ingest function's conversion with `received_ms` as its arrival.
+fn event(value: Value, received_ms: i64) -> Result<event_model::Event, String> {
+    let Value::Object(obj) = &value else {
         return Err("must be a JSON object".into());
     };
+    if !obj.contains_key("message_id") && !obj.contains_key("kind") {
+        // Ingest takes the type from the URL or the message; a file has no
+        // URL, so a message without `type` is a `track`.
+        let kind = (!obj.contains_key("type")).then_some("track");
+        return segment::check(&value, kind, None, received_ms)
+            .map(|received| received.event)
+            .map_err(|invalid| invalid.message);
+    }
     let text = |keys: &[&str]| -> Option<String> {
         keys.iter()
             .find_map(|k| obj.get(*k).and_then(Value::as_str))
@@ -198,7 +208,7 @@ fn event(value: Value) -> Result<Event, String> {
     };
     let message_id =
         text(&["message_id", "messageId"]).ok_or("message_id (or messageId) is required")?;
-    Ok(Event {
+    Ok(event_model::Event {
         message_id,
         kind: text(&["kind", "type"]).unwrap_or_else(|| "track".into()),
         name: text(&["name", "event"]),
@@ -217,23 +227,48 @@ fn event(value: Value) -> Result<Event, String> {
 mod tests {
     use super::*;
 
+    /// When the events are read, in ms since the epoch.
+    const NOW: i64 = 1_700_000_000_000;
+
     #[test]
     fn both_event_shapes_are_read() {
         let wit = event(
             json!({"message_id": "m1", "kind": "page", "name": "Home", "properties": {"a": 1}}),
+            NOW,
         )
         .expect("wit shape");
         assert_eq!(
             (wit.kind.as_str(), wit.properties.as_str()),
             ("page", "{\"a\":1}")
         );
-        let segment =
-            event(json!({"messageId": "m2", "type": "track", "event": "Signed Up", "userId": "u"}))
-                .expect("segment shape");
+        let segment = event(
+            json!({"messageId": "m2", "type": "track", "event": "Signed Up", "userId": "u"}),
+            NOW,
+        )
+        .expect("segment shape");
         assert_eq!(segment.name.as_deref(), Some("Signed Up"));
         assert_eq!(segment.context, "{}");
-        assert!(event(json!({"event": "x"})).is_err());
-        assert!(event(json!({"messageId": "m", "properties": [1]})).is_err());
+        assert!(event(json!({"event": "x"}), NOW).is_err());
+        assert!(event(json!({"messageId": "m", "properties": [1]}), NOW).is_err());
+    }
+
+    /// Issue 11: a Segment message becomes here the event ingest makes of
+    /// it (its `timestamp` was ignored before), by the same conversion.
+    #[test]
+    fn segment_messages_are_read_as_ingest_reads_them() {
+        let message = json!({"messageId": "m3", "type": "identify", "userId": "u",
+            "traits": {"plan": "pro"}, "timestamp": "2026-01-01T00:00:00Z"});
+        let here = event(message.clone(), NOW).expect("valid");
+        let ingest = segment::check(&message, None, None, NOW).expect("valid");
+        assert_eq!(here, ingest.event);
+        assert_eq!(here.timestamp_ms, 1_767_225_600_000);
+        assert_eq!(here.properties, r#"{"plan":"pro"}"#);
+        let undated = event(json!({"userId": "u", "event": "x"}), NOW).expect("valid");
+        assert_eq!(
+            (undated.kind.as_str(), undated.timestamp_ms),
+            ("track", NOW)
+        );
+        assert!(undated.message_id.starts_with("api-"), "{undated:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use crate::manifest::template::{self, Part};
 use crate::manifest::{App, Component};
 
 /// Where variable values come from, besides the manifest defaults.
@@ -46,7 +47,14 @@ pub enum VariableError {
 
 impl Providers {
     /// Providers reading the process environment and, if given, a
-    /// `.env`-style file (`NAME=value` lines; `#` comments; optional quotes).
+    /// `.env`-style file.
+    ///
+    /// The file is read as other `.env` tools read it (the `dotenvy` crate):
+    /// `NAME=value` lines, `#` comments, an optional `export ` prefix, values
+    /// in single quotes kept as written, values in double quotes with `\`
+    /// escapes, and `$NAME` / `${NAME}` in unquoted or double-quoted values
+    /// replaced by the process environment or an earlier line. A name may
+    /// carry the `SPIN_VARIABLE_` prefix; names are case-insensitive.
     pub fn from_env(file: Option<&Path>) -> Result<Self, VariableError> {
         let env = std::env::vars()
             .filter_map(|(k, v)| {
@@ -74,6 +82,8 @@ impl Providers {
     }
 }
 
+/// The variables in the `.env` file at `path`, by lowercase name without
+/// the `SPIN_VARIABLE_` prefix; the last line naming a variable wins.
 fn parse_env_file(path: &Path) -> Result<HashMap<String, String>, VariableError> {
     let err = |line: usize, reason: String| VariableError::File {
         path: path.display().to_string(),
@@ -81,30 +91,66 @@ fn parse_env_file(path: &Path) -> Result<HashMap<String, String>, VariableError>
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(0, e.to_string()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut reader = LineByLine {
+        rest: text.as_bytes(),
+        lines: 0,
+    };
     let mut values = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    let mut entries = dotenvy::from_read_iter(&mut reader);
+    let failure = loop {
+        match entries.next() {
+            None => break None,
+            Some(Ok((key, value))) => {
+                let key = key.strip_prefix("SPIN_VARIABLE_").unwrap_or(&key);
+                values.insert(key.to_ascii_lowercase(), value);
+            }
+            Some(Err(e)) => break Some(e),
         }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| err(i + 1, "expected NAME=value".into()))?;
-        let key = key.trim();
-        let key = key
-            .strip_prefix("SPIN_VARIABLE_")
-            .unwrap_or(key)
-            .to_ascii_lowercase();
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        values.insert(key, value.to_owned());
+    };
+    drop(entries);
+    match failure {
+        None => Ok(values),
+        // The message leaves the line's text out: it may hold a secret.
+        Some(dotenvy::Error::LineParse(text, _)) => {
+            // An entry may span lines (a quoted value with newlines); name
+            // the line it starts on.
+            let spanned = text.trim_end_matches(['\n', '\r']).matches('\n').count();
+            Err(err(
+                reader.lines.saturating_sub(spanned).max(1),
+                "expected NAME=value (quote a value that holds spaces, and close every quote)"
+                    .into(),
+            ))
+        }
+        Some(e) => Err(err(reader.lines.max(1), e.to_string())),
     }
-    Ok(values)
+}
+
+/// Hands the text to the `.env` parser one line per read, so that the lines
+/// it has consumed when it fails say where the failure is (the parser
+/// reports the failing text, not its line number).
+struct LineByLine<'a> {
+    rest: &'a [u8],
+    /// Lines handed out whole so far.
+    lines: usize,
+}
+
+impl std::io::Read for LineByLine<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let line = self
+            .rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.rest.len(), |i| i + 1);
+        let n = line.min(buf.len());
+        let (chunk, rest) = self.rest.split_at(n);
+        buf[..n].copy_from_slice(chunk);
+        self.rest = rest;
+        if n > 0 && n == line {
+            self.lines += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// Every application variable's value, resolved once.
@@ -153,20 +199,16 @@ impl Resolved {
     /// manifest when it was loaded.
     pub fn expand(&self, template: &str) -> Result<String, String> {
         let mut out = String::with_capacity(template.len());
-        let mut rest = template;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or("unclosed {{ in template")?;
-            let name = after[..end].trim();
-            let value = self
-                .values
-                .get(name)
-                .ok_or_else(|| format!("no provider resolved variable {name:?}"))?;
-            out.push_str(value);
-            rest = &after[end + 2..];
+        for part in template::parts(template) {
+            match part.map_err(|e| e.to_string())? {
+                Part::Literal(text) => out.push_str(text),
+                Part::Variable(name) => out.push_str(
+                    self.values
+                        .get(name)
+                        .ok_or_else(|| format!("no provider resolved variable {name:?}"))?,
+                ),
+            }
         }
-        out.push_str(rest);
         Ok(out)
     }
 
@@ -273,25 +315,57 @@ maybe = "{{ optional }}"
         assert!(matches!(vars.get("Bad-Name"), Err(Lookup::InvalidName(_))));
     }
 
-    #[test]
-    fn env_files_parse() {
+    /// `text` written to a file and read as a variables file.
+    fn env_file(text: &str) -> Result<HashMap<String, String>, VariableError> {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("vars.env");
-        std::fs::write(
-            &path,
+        std::fs::write(&path, text).expect("write");
+        parse_env_file(&path)
+    }
+
+    #[test]
+    fn env_files_parse() {
+        let values = env_file(
             "# comment\nTOKEN=abc\nexport api_host=\"h.example\"\nSPIN_VARIABLE_OTHER='x y'\n",
         )
-        .expect("write");
-        let values = parse_env_file(&path).expect("parses");
+        .expect("parses");
         assert_eq!(values["token"], "abc");
         assert_eq!(values["api_host"], "h.example");
         assert_eq!(values["other"], "x y");
-        std::fs::write(&path, "no equals sign\n").expect("write");
         assert!(
-            parse_env_file(&path)
+            env_file("no equals sign\n")
                 .expect_err("bad line")
                 .to_string()
                 .contains(":1:")
         );
+    }
+
+    #[test]
+    fn env_file_errors_name_the_line_and_never_the_value() {
+        let error = |text: &str| env_file(text).expect_err(text).to_string();
+        let e = error("# comment\n\nTOKEN=abc\nsecret=two words\n");
+        assert!(e.contains(":4: expected NAME=value"), "{e}");
+        assert!(!e.contains("two words"), "the value leaked: {e}");
+        // A quoted value may span lines; a later mistake is on its own line.
+        let e = error("A=\"one\ntwo\"\nB=1\n=nothing\n");
+        assert!(e.contains(":4:"), "{e}");
+        // An unclosed quote is reported where its entry starts.
+        let e = error("A=1\nB=\"open\nC=2\n");
+        assert!(e.contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn env_files_follow_the_dotenv_format() {
+        let values = env_file(
+            "\u{feff}TRIB_T=1 # comment\nB='$TRIB_T stays'\nC=\"${TRIB_T}x\"\nD=\"two\nlines\"\nTRIB_T=2\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            values["trib_t"], "2",
+            "the last line naming a variable wins"
+        );
+        assert_eq!(values["b"], "$TRIB_T stays");
+        assert_eq!(values["c"], "1x");
+        assert_eq!(values["d"], "two\nlines");
     }
 }

@@ -18,12 +18,13 @@
 //! - for any path: the wildcard's path info is a suffix of the path,
 //!   starting with `/` when not empty; `:name` values are within one
 //!   segment; the component is one that was routed. Before the fix in
-//!   `router::parse_spec`, `/*/a` and `/:𝄞/b` passed `check_pattern` and
+//!   `route_pattern::parse_spec`, `/*/a` and `/:𝄞/b` passed `check_pattern` and
 //!   made `route` panic.
 
 use arbitrary::Unstructured;
 use trib::manifest::HttpRoute;
-use trib::router::{Router, check_pattern};
+use trib::route_pattern::check_pattern;
+use trib::router::Router;
 
 use crate::driver::Target;
 

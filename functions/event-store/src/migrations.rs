@@ -3,6 +3,7 @@
 //! database's migration lock (SQLite's write lock, a PostgreSQL advisory
 //! lock), so concurrent first requests never race.
 
+#[cfg(feature = "spin")]
 use crate::{Db, Param};
 
 /// The schema versions, in order; version N is `VERSIONS[N - 1]`.
@@ -29,8 +30,10 @@ pub fn statements(version_sql: &str, sqlite: bool) -> Vec<String> {
 }
 
 /// The advisory lock key that serialises migrations on PostgreSQL.
+#[cfg(feature = "spin")]
 const PG_MIGRATION_LOCK: i64 = 0x0074_7269_626d_6967; // "tribmig"
 
+#[cfg(feature = "spin")]
 async fn current_version(db: &Db) -> anyhow::Result<i64> {
     let rows = db
         .rows(
@@ -46,6 +49,7 @@ async fn current_version(db: &Db) -> anyhow::Result<i64> {
 }
 
 /// Brings the schema up to date.
+#[cfg(feature = "spin")]
 pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
     let target = VERSIONS.len() as i64;
     // The common case, an up-to-date database, costs one query; the table

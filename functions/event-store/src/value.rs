@@ -3,25 +3,9 @@
 use serde_json::{Value as Json, json};
 use spin_sdk::{pg, sqlite};
 
-/// A statement parameter, as both backends bind it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// A 64-bit integer (`INTEGER` / `BIGINT`).
-    Int(i64),
-    /// A double.
-    Real(f64),
-    /// Text.
-    Text(String),
-    /// `NULL`.
-    Null,
-}
+use crate::Param;
 
 impl Param {
-    /// Text, or `NULL` for `None`.
-    pub fn opt_text(s: Option<&str>) -> Param {
-        s.map_or(Param::Null, |s| Param::Text(s.to_owned()))
-    }
-
     pub(crate) fn into_sqlite(self) -> sqlite::Value {
         match self {
             Param::Int(i) => sqlite::Value::Integer(i),

@@ -14,11 +14,10 @@
 
 pub mod chain;
 pub mod storage;
-pub mod validate;
 
 use std::io::Read as _;
 
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use json_reply::{Reply, error, reply};
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
@@ -27,7 +26,7 @@ use spin_sdk::http_service;
 use std::collections::HashMap;
 
 use crate::storage::DeadLetter;
-use crate::validate::{Invalid, MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, TYPES};
+use event_model::segment::{self, Invalid, MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, TYPES};
 
 #[http_service]
 async fn ingest(req: Request) -> impl IntoResponse {
@@ -37,13 +36,7 @@ async fn ingest(req: Request) -> impl IntoResponse {
 }
 
 async fn handle(req: Request) -> Result<Reply, Reply> {
-    let kind = req
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let kind = json_reply::endpoint(req.uri().path()).to_owned();
     if req.method() != spin_sdk::http::Method::POST {
         return Err(error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -109,10 +102,12 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         let mut dead = Vec::new();
         let mut rejected = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            match validate::check(message, None, sent_at, received_ms) {
-                Ok(event) => {
-                    positions.entry(event.message_id.clone()).or_insert(index);
-                    events.push(event);
+            match segment::check(message, None, sent_at, received_ms) {
+                Ok(received) => {
+                    positions
+                        .entry(received.event.message_id.clone())
+                        .or_insert(index);
+                    events.push(received);
                 }
                 Err(Invalid {
                     code,
@@ -127,14 +122,14 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
                     dead.push(DeadLetter {
                         code: code.to_owned(),
                         reason,
-                        raw: validate::json_text(&validate::envelope(message)),
+                        raw: segment::json_text(&segment::envelope(message)),
                     });
                 }
             }
         }
         (events, dead, rejected)
     } else {
-        let event = validate::check(&payload, Some(&kind), None, received_ms)
+        let event = segment::check(&payload, Some(&kind), None, received_ms)
             .map_err(|e| error(StatusCode::BAD_REQUEST, e.code, e.message))?;
         (vec![event], Vec::new(), Vec::new())
     };
@@ -156,8 +151,8 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         .map(|r| (r.code.clone(), r.reason.clone()));
     for r in outcome.refused {
         rejected.push(json!({
-            "index": positions.get(&r.event.message_id),
-            "messageId": r.event.message_id,
+            "index": positions.get(&r.received.event.message_id),
+            "messageId": r.received.event.message_id,
             "stage": r.stage,
             "code": r.code,
             "message": r.reason,
@@ -165,7 +160,7 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
         dead.push(DeadLetter {
             code: r.code,
             reason: r.reason,
-            raw: r.event.raw,
+            raw: r.received.raw,
         });
     }
 
@@ -202,21 +197,23 @@ async fn read_body(req: Request, gzip: bool) -> Result<Vec<u8>, Reply> {
             format!("request body is over the limit of {MAX_REQUEST_BYTES} bytes"),
         )
     };
-    let body = req
-        .into_body()
+    // The cap applies while reading: an oversized body is refused without
+    // being buffered whole.
+    let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
-        .map_err(|_| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "cannot read the request body",
-            )
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                too_large()
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "cannot read the request body",
+                )
+            }
         })?
         .to_bytes();
-    if body.len() > MAX_REQUEST_BYTES {
-        return Err(too_large());
-    }
     if !gzip {
         return Ok(body.to_vec());
     }
@@ -263,10 +260,8 @@ async fn authorize(key: Option<&str>) -> Result<String, Reply> {
     let keys = spin_sdk::variables::get("write_keys")
         .await
         .map_err(|e| internal(anyhow::anyhow!("write_keys: {e:?}")))?;
-    keys.split(',')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, source)| source.to_owned())
+    json_reply::credential_source(&keys, key)
+        .map(str::to_owned)
         .ok_or_else(|| error(StatusCode::FORBIDDEN, "forbidden", "unknown write key"))
 }
 

@@ -4,9 +4,10 @@
 //! acknowledged event is never lost and a retried one is never counted
 //! twice.
 
+use event_store::statements::{EVENT_COLUMNS, INSERT_DEAD_LETTER, ROWS_PER_INSERT, insert_events};
 use event_store::{Db, Param};
 
-use crate::validate::Event;
+use event_model::Received;
 
 /// A rejected message to keep, with why.
 pub struct DeadLetter {
@@ -29,19 +30,30 @@ pub async fn store(
     db: &Db,
     source: &str,
     received_ms: i64,
-    events: &[Event],
+    events: &[Received],
     dead: &[DeadLetter],
 ) -> anyhow::Result<u64> {
     db.begin().await?;
     let result = async {
         let mut stored = 0;
         for chunk in events.chunks(ROWS_PER_INSERT) {
-            stored += db.execute(&insert_events(chunk.len()), event_params(source, received_ms, chunk)).await?;
+            stored += db
+                .execute(
+                    &insert_events(chunk.len()),
+                    event_params(source, received_ms, chunk),
+                )
+                .await?;
         }
         for d in dead {
             db.execute(
-                "INSERT INTO dead_letters (source, received_at_ms, code, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
-                vec![text(source), Param::Int(received_ms), text(&d.code), text(&d.reason), text(&d.raw)],
+                INSERT_DEAD_LETTER,
+                vec![
+                    text(source),
+                    Param::Int(received_ms),
+                    text(&d.code),
+                    text(&d.reason),
+                    text(&d.raw),
+                ],
             )
             .await?;
         }
@@ -60,37 +72,9 @@ pub async fn store(
     }
 }
 
-/// Events per `INSERT`: one statement stores many rows (one round trip to
-/// the host instead of one per event); 500 rows of 10 parameters stay well
-/// under both SQLite's and PostgreSQL's parameter limits.
-const ROWS_PER_INSERT: usize = 500;
-
-/// Columns of an `events` row, in `insert_events` order.
-const EVENT_COLUMNS: usize = 10;
-
-/// `INSERT` of `rows` events; a row whose message id the source already
-/// has is skipped, so the statement's change count is what was new.
-/// Placeholders are positional (`?`): the store numbers them for
-/// PostgreSQL.
-fn insert_events(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    let mut sql = String::with_capacity(200 + rows * (ROW.len() + 2));
-    sql.push_str(
-        "INSERT INTO events (source, message_id, type, name, user_id, anonymous_id, timestamp_ms, received_at_ms, properties, raw) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(ROW);
-    }
-    sql.push_str(" ON CONFLICT (source, message_id) DO NOTHING");
-    sql
-}
-
-fn event_params(source: &str, received_ms: i64, events: &[Event]) -> Vec<Param> {
+fn event_params(source: &str, received_ms: i64, events: &[Received]) -> Vec<Param> {
     let mut params = Vec::with_capacity(events.len() * EVENT_COLUMNS);
-    for e in events {
+    for Received { event: e, raw } in events {
         params.extend([
             text(source),
             text(&e.message_id),
@@ -101,7 +85,7 @@ fn event_params(source: &str, received_ms: i64, events: &[Event]) -> Vec<Param> 
             Param::Int(e.timestamp_ms),
             Param::Int(received_ms),
             text(&e.properties),
-            text(&e.raw),
+            text(raw),
         ]);
     }
     params
@@ -109,16 +93,4 @@ fn event_params(source: &str, received_ms: i64, events: &[Event]) -> Vec<Param> 
 
 fn text(s: &str) -> Param {
     Param::Text(s.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_insert_has_a_row_of_parameters_per_event() {
-        let sql = insert_events(2);
-        assert_eq!(sql.matches('?').count(), 2 * EVENT_COLUMNS);
-        assert!(sql.ends_with("?, ?) ON CONFLICT (source, message_id) DO NOTHING"));
-    }
 }

@@ -5,8 +5,9 @@
 //! that affects code generation), so a changed component or engine never hits
 //! a stale entry. Each file starts with the SHA-256 of the rest; a truncated,
 //! corrupted or foreign file fails that check and is recompiled and replaced,
-//! never loaded. Files are written to a temporary name and renamed into place
-//! so concurrent `trib` processes never see half-written entries.
+//! never loaded. Files are written and read by [`super::cache_file`], which
+//! replaces an entry atomically, so concurrent writers (threads or `trib`
+//! processes) never leave or see half-written entries.
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::cache_file::{self, Entry};
 
 /// Where compiled components are kept, plus hit and miss counters.
 #[derive(Debug)]
@@ -80,20 +83,22 @@ impl CompileCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let component = Component::new(engine, wasm).map_err(CompileError)?;
-        if let Err(e) = write_entry(dir, &path, &component) {
+        if let Err(e) = write_entry(&path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
         }
         Ok((component, false))
     }
 
     fn read(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        let bytes = std::fs::read(path).ok()?;
-        let (digest, payload) = bytes.split_at_checked(32)?;
-        if Sha256::digest(payload).as_slice() != digest {
-            tracing::warn!(path = %path.display(), "compile cache entry is corrupt; recompiling");
-            return None;
-        }
-        match deserialize(engine, payload) {
+        let payload = match cache_file::read(path) {
+            Entry::Intact(payload) => payload,
+            Entry::Missing => return None,
+            Entry::Corrupt => {
+                tracing::warn!(path = %path.display(), "compile cache entry is corrupt; recompiling");
+                return None;
+            }
+        };
+        match deserialize(engine, &payload) {
             Ok(component) => Some(component),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "compile cache entry rejected; recompiling");
@@ -114,15 +119,8 @@ fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize(engine, payload) }
 }
 
-fn write_entry(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let payload = component.serialize()?;
-    let mut bytes = Vec::with_capacity(32 + payload.len());
-    bytes.extend_from_slice(&Sha256::digest(&payload));
-    bytes.extend_from_slice(&payload);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)?;
+fn write_entry(path: &Path, component: &Component) -> anyhow::Result<()> {
+    cache_file::write(path, &component.serialize()?)?;
     Ok(())
 }
 
@@ -140,10 +138,5 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     let mut hasher = ShaHasher(Sha256::new());
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
     hasher.0.update(wasm);
-    hasher
-        .0
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    cache_file::hex(&hasher.0.finalize())
 }

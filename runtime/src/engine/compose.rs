@@ -41,13 +41,13 @@
 //! it instead of composing again.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wac_graph::types::{ItemKind, Package, SubtypeChecker};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 
+use crate::engine::cache_file::{self, Entry};
 use crate::engine::componentize::{self, WasmKind};
 use crate::manifest::{Component, Dependency, DependencyName};
 
@@ -220,7 +220,7 @@ pub fn compose(
         "composed the component with its dependencies"
     );
     if let Some(path) = path
-        && let Err(e) = write_entry(&path, &composed)
+        && let Err(e) = cache_file::write(&path, &composed)
     {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the composition cache");
     }
@@ -466,61 +466,26 @@ fn cache_key(component: &Component, main: &[u8], files: &[Vec<u8>]) -> String {
         field(dep.export.as_deref().unwrap_or("\0").as_bytes());
         field(bytes);
     }
-    hasher.finalize().iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    cache_file::hex(&hasher.finalize())
 }
 
-/// A cached composition: the SHA-256 of the payload, then the payload.
+/// A cached composition (a [`cache_file`] holding a component).
 fn read_entry(path: &Path) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
-    let (digest, payload) = bytes.split_at_checked(32)?;
-    if Sha256::digest(payload).as_slice() != digest
-        || componentize::kind(payload) != WasmKind::Component
-    {
-        tracing::warn!(path = %path.display(), "composition cache entry is corrupt; composing again");
-        return None;
+    match cache_file::read(path) {
+        Entry::Intact(payload) if componentize::kind(&payload) == WasmKind::Component => {
+            Some(payload.into_vec())
+        }
+        Entry::Missing => None,
+        Entry::Intact(_) | Entry::Corrupt => {
+            tracing::warn!(path = %path.display(), "composition cache entry is corrupt; composing again");
+            None
+        }
     }
-    Some(payload.to_vec())
-}
-
-fn write_entry(path: &Path, payload: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut bytes = Vec::with_capacity(32 + payload.len());
-    bytes.extend_from_slice(&Sha256::digest(payload));
-    bytes.extend_from_slice(payload);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn name(key: &str) -> DependencyName {
-        match key.split_once('@') {
-            _ if !key.contains([':', '/']) => DependencyName::Plain(key.to_owned()),
-            split => {
-                let (rest, version) = match split {
-                    Some((r, v)) => (r, Some(semver::Version::parse(v).expect("version"))),
-                    None => (key, None),
-                };
-                let (package, interface) = match rest.split_once('/') {
-                    Some((p, i)) => (p, Some(i.to_owned())),
-                    None => (rest, None),
-                };
-                DependencyName::Package {
-                    package: package.to_owned(),
-                    interface,
-                    version,
-                }
-            }
-        }
-    }
 
     /// Spin's `test_matches_import`, case for case.
     #[test]
@@ -533,7 +498,10 @@ mod tests {
             ("foo-bar", vec!["foo-bar"]),
         ] {
             for import in imports {
-                assert!(matches_import(&name(key), import), "{key} ~ {import}");
+                assert!(
+                    matches_import(&key.parse().expect(key), import),
+                    "{key} ~ {import}"
+                );
             }
         }
         for (key, imports) in [
@@ -545,7 +513,10 @@ mod tests {
             ("foo-bar", vec!["foo:bar/baz"]),
         ] {
             for import in imports {
-                assert!(!matches_import(&name(key), import), "{key} !~ {import}");
+                assert!(
+                    !matches_import(&key.parse().expect(key), import),
+                    "{key} !~ {import}"
+                );
             }
         }
     }

@@ -7,9 +7,12 @@
 //! only pays for a new `Store` and an instantiation from a pre-linked
 //! `InstancePre`.
 
+pub(crate) mod cache_file;
 pub mod compile_cache;
 pub mod componentize;
 pub mod compose;
+pub mod epoch;
+pub mod loader;
 
 use anyhow::Context as _;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};

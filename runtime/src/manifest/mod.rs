@@ -4,16 +4,26 @@
 //! [`raw`], then [`validate`] turns it into the [`App`] the host runs. Every
 //! error names the file, line and field and says what was expected, so that
 //! nothing starts half-configured.
+//!
+//! Beside them: [`diagnostics`] words TOML errors for a user (the runtime
+//! config uses it too), [`dependencies`] reads `[component.ID.dependencies]`
+//! and its keys, [`template`] parses the `{{ name }}` templates that
+//! [`crate::variables`] later expands, and [`names`] holds the naming rules.
 
+mod dependencies;
+mod diagnostics;
+mod names;
 mod raw;
+pub(crate) mod template;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-pub(crate) use validate::is_kebab;
-pub(crate) use validate::serde_error as toml_error;
+pub use dependencies::{DependencyName, InvalidDependencyName};
+pub(crate) use diagnostics::toml_error;
+pub(crate) use names::is_kebab;
 
 /// A manifest that cannot be run; see [`ConfigFileError`].
 pub use crate::config_file::ConfigFileError as ManifestError;
@@ -91,46 +101,6 @@ pub struct Dependency {
     /// `export`: the dependency's export that satisfies the import; `None`
     /// means the export named like the import.
     pub export: Option<String>,
-}
-
-/// The key of a dependency: which imports of the component it satisfies
-/// (Spin's `DependencyName`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DependencyName {
-    /// `foo-bar`: matches the plain-named import `foo-bar` only.
-    Plain(String),
-    /// `ns:pkg[/iface][@version]`: every import of the package, or of one
-    /// interface, at any version or at exactly `version`.
-    Package {
-        /// `ns:pkg`.
-        package: String,
-        /// `iface`, when the key names one interface.
-        interface: Option<String>,
-        /// The version, when the key gives one.
-        version: Option<semver::Version>,
-    },
-}
-
-impl std::fmt::Display for DependencyName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Plain(name) => f.write_str(name),
-            Self::Package {
-                package,
-                interface,
-                version,
-            } => {
-                f.write_str(package)?;
-                if let Some(interface) = interface {
-                    write!(f, "/{interface}")?;
-                }
-                if let Some(version) = version {
-                    write!(f, "@{version}")?;
-                }
-                Ok(())
-            }
-        }
-    }
 }
 
 /// An entry of a component's `files`.

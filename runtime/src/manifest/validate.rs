@@ -5,13 +5,16 @@ use std::path::Path;
 use indexmap::IndexMap;
 use toml::Spanned;
 
+use super::dependencies::dependencies;
+use super::diagnostics::{offset_of_key, syntax_error, toml_error};
+use super::names::{is_kebab, is_label, is_variable_name};
 use super::raw::{
     RawBuild, RawCommands, RawComponent, RawFileMount, RawManifest, RawRoute, RawSource,
     RawTriggerComponent,
 };
+use super::template::{self, Part};
 use super::{
-    App, BuildConfig, Component, Dependency, DependencyName, FileMount, HttpRoute, HttpTrigger,
-    ManifestError, Variable,
+    App, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, ManifestError, Variable,
 };
 use crate::config_file::Locator;
 
@@ -21,7 +24,7 @@ const RESERVED_ROUTE_PREFIX: &str = "/.well-known/spin/";
 pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
     let loc = Locator::new(path, text);
     check_version(&loc, text)?;
-    let raw: RawManifest = toml::from_str(text).map_err(|e| serde_error(&loc, &e))?;
+    let raw: RawManifest = toml::from_str(text).map_err(|e| toml_error(&loc, &e))?;
     let root = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -197,11 +200,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
 /// Rejects manifests that are not version 2 before serde sees them, so that a
 /// Spin 1 manifest gets a conversion hint rather than a list of unknown fields.
 fn check_version(loc: &Locator<'_>, text: &str) -> Result<(), ManifestError> {
-    let doc: toml::Table = toml::from_str(text).map_err(|e| {
-        let at = e.span().map_or(0, |s| s.start);
-        let (field, message) = describe(loc, at, e.message().trim());
-        loc.error(at, field, format!("not valid TOML: {message}"))
-    })?;
+    let doc: toml::Table = toml::from_str(text).map_err(|e| syntax_error(loc, &e))?;
     let version = doc.get("spin_manifest_version");
     let v1 = match version {
         None => doc.contains_key("spin_version"),
@@ -231,119 +230,6 @@ fn check_version(loc: &Locator<'_>, text: &str) -> Result<(), ManifestError> {
             format!("expected the integer 2, found {other}"),
         )),
     }
-}
-
-fn offset_of_key(text: &str, key: &str) -> Option<usize> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with(key) {
-            return Some(offset + (line.len() - line.trim_start().len()));
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Maps a serde error from the `toml` crate to a located, one-line error
-/// with the dotted field path and a plain-words expectation.
-pub(crate) fn serde_error(loc: &Locator<'_>, e: &toml::de::Error) -> ManifestError {
-    let at = e.span().map_or(0, |s| s.start);
-    let message = e.message().trim().replace('\n', " ");
-    let (field, message) = describe(loc, at, &message);
-    loc.error(at, field, message)
-}
-
-/// The dotted field path for an error at byte `at`, and the message in a
-/// user's words.
-fn describe(loc: &Locator<'_>, at: usize, message: &str) -> (String, String) {
-    let (table, on_header) = loc.table_at(at).unwrap_or_default();
-    let join = |key: &str| {
-        if table.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{table}.{key}")
-        }
-    };
-    let named = backticked(message);
-    if message.starts_with("unknown field") {
-        let key = named.unwrap_or_default();
-        if on_header {
-            // `[[trigger.redis]]`: the header itself names the unknown field.
-            if let Some(kind) = table.strip_prefix("trigger.") {
-                return (
-                    table.clone(),
-                    format!(
-                        "trigger type `{kind}` is not supported: trib serves [[trigger.http]] only"
-                    ),
-                );
-            }
-            // The unknown key is a segment of the header (`[typo.name]`).
-            let segments: Vec<&str> = table.split('.').collect();
-            let field = match segments.iter().position(|s| s.trim() == key) {
-                Some(i) => segments[..=i].join("."),
-                None => table.clone(),
-            };
-            return (field, friendly(message));
-        }
-        return (join(&key), friendly(message));
-    }
-    if message.starts_with("missing field") {
-        return (join(&named.unwrap_or_default()), friendly(message));
-    }
-    let field = match key_at(loc, at) {
-        Some(key) if !on_header => join(&key),
-        _ if table.is_empty() => "(top level)".to_owned(),
-        _ => table.clone(),
-    };
-    (field, friendly(message))
-}
-
-/// The key being assigned on the line holding `offset`, if any.
-fn key_at(loc: &Locator<'_>, offset: usize) -> Option<String> {
-    let (line, _) = loc.line_col(offset);
-    let text = loc.text_line(line)?;
-    let (key, _) = text.split_once('=')?;
-    let key = key.trim();
-    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
-}
-
-fn backticked(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
-}
-
-/// Replaces serde's names for our internal types with what a user writes.
-fn friendly(message: &str) -> String {
-    const EXPECTED: [(&str, &str); 6] = [
-        (
-            "RawRoute",
-            "expected a route string such as \"/api/...\" or `{ private = true }`",
-        ),
-        (
-            "RawTriggerComponent",
-            "expected a component name or an inline component table with at least `source`",
-        ),
-        (
-            "RawSource",
-            "expected a path to a .wasm file, e.g. source = \"target/wasm32-wasip2/release/app.wasm\"",
-        ),
-        (
-            "RawFileMount",
-            "expected a glob string or `{ source = \"dir\", destination = \"/dir\" }`",
-        ),
-        (
-            "RawCommands",
-            "expected a command string or an array of command strings",
-        ),
-        ("RawPrivateRoute", "expected `{ private = true }`"),
-    ];
-    for (name, expected) in EXPECTED {
-        if message.contains(&format!("enum {name}")) {
-            return expected.to_owned();
-        }
-    }
-    message.to_owned()
 }
 
 fn check_component_id(loc: &Locator<'_>, id: &Spanned<String>) -> Result<(), ManifestError> {
@@ -376,15 +262,6 @@ fn check_trigger_id(
     Ok(())
 }
 
-/// Spin's rule for IDs, and what makes an ID safe to use as a file name.
-pub(crate) fn is_kebab(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_lowercase())
-        && !s.ends_with('-')
-        && !s.contains("--")
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 fn check_variable_name(
     loc: &Locator<'_>,
     name: &Spanned<String>,
@@ -398,18 +275,6 @@ fn check_variable_name(
         ));
     }
     Ok(())
-}
-
-fn is_variable_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn check_route(
@@ -431,7 +296,7 @@ fn check_route(
             format!("routes under {RESERVED_ROUTE_PREFIX} are reserved for the host (choose another path)"),
         ));
     }
-    if let Err(e) = crate::router::check_pattern(&absolute) {
+    if let Err(e) = crate::route_pattern::check_pattern(&absolute) {
         return Err(loc.error(at, field, format!("invalid route {route:?}: {e}")));
     }
     Ok(())
@@ -546,244 +411,6 @@ fn component(
     })
 }
 
-/// `[component.ID.dependencies]`, checked as Spin checks it
-/// (`ComponentDependencies::validate`): keys must be plain kebab names or
-/// `ns:pkg[/iface][@version]`; only local `{ path, export }` values are
-/// supported; `export` needs a key that names one interface (or a plain
-/// key); and two keys of one package must differ in interface or in
-/// (semver-compatible) version.
-fn dependencies(
-    loc: &Locator<'_>,
-    root: &Path,
-    id: &str,
-    raw: &RawComponent,
-) -> Result<Vec<Dependency>, ManifestError> {
-    let mut out: Vec<Dependency> = Vec::new();
-    for (key, value) in &raw.dependencies {
-        let field = format!("component.{id}.dependencies.{:?}", key.get_ref());
-        let at = key.span().start;
-        let name = dependency_name(key.get_ref()).map_err(|m| loc.error(at, &field, m))?;
-        let value_at = value.span().start;
-        let table = match value.get_ref() {
-            toml::Value::String(version) => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    format!(
-                        "registry dependencies are not supported yet ({version:?} asks a registry for a version): give path = \"...\" to the dependency's .wasm file instead, e.g. {{ path = \"deps/{}.wasm\" }}",
-                        file_stem_hint(&name)
-                    ),
-                ));
-            }
-            toml::Value::Table(table) => table,
-            other => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    format!(
-                        "expected {{ path = \"dep.wasm\" }} (optionally with export = \"ns:pkg/iface@version\"), found a {}",
-                        other.type_str()
-                    ),
-                ));
-            }
-        };
-        if table.contains_key("version")
-            || table.contains_key("registry")
-            || table.contains_key("package")
-        {
-            return Err(loc.error(
-                value_at,
-                field,
-                format!(
-                    "registry dependencies are not supported yet: give path = \"...\" to the dependency's .wasm file instead, e.g. {{ path = \"deps/{}.wasm\" }}",
-                    file_stem_hint(&name)
-                ),
-            ));
-        }
-        if table.contains_key("url") || table.contains_key("digest") {
-            return Err(loc.error(
-                value_at,
-                field,
-                "dependencies from a URL are not supported yet: download the .wasm file, check its digest, and give its local path with path = \"...\"",
-            ));
-        }
-        if let Some(unknown) = table.keys().find(|k| *k != "path" && *k != "export") {
-            return Err(loc.error(
-                value_at,
-                field,
-                format!("unknown field `{unknown}`, expected `path` or `export`"),
-            ));
-        }
-        let path = match table.get("path") {
-            Some(toml::Value::String(p)) if !p.trim().is_empty() => root.join(p),
-            Some(toml::Value::String(_)) => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    "`path` must not be empty (give the path of the dependency's .wasm file)",
-                ));
-            }
-            Some(other) => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    format!(
-                        "`path` must be a string (the dependency's .wasm file), found a {}",
-                        other.type_str()
-                    ),
-                ));
-            }
-            None => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    "missing `path`: give the dependency's .wasm file, e.g. { path = \"deps/dep.wasm\" }",
-                ));
-            }
-        };
-        let export = match table.get("export") {
-            None => None,
-            Some(toml::Value::String(e)) if !e.trim().is_empty() => Some(e.clone()),
-            Some(_) => {
-                return Err(loc.error(
-                    value_at,
-                    field,
-                    "`export` must be the non-empty name of one of the dependency's exports, e.g. \"ns:pkg/iface@0.1.0\"",
-                ));
-            }
-        };
-        if export.is_some()
-            && let DependencyName::Package {
-                interface: None, ..
-            } = &name
-        {
-            return Err(loc.error(
-                value_at,
-                field,
-                "`export` is not allowed on a whole-package dependency (as in Spin): name one interface in the key (e.g. \"ns:pkg/iface@0.1.0\") or remove `export`",
-            ));
-        }
-        for earlier in &out {
-            if let Some(why) = conflict(&earlier.name, &name) {
-                return Err(loc.error(
-                    at,
-                    field,
-                    format!("conflicts with dependency \"{}\": {why}", earlier.name),
-                ));
-            }
-        }
-        out.push(Dependency {
-            name,
-            source: path,
-            export,
-        });
-    }
-    Ok(out)
-}
-
-/// A file-name hint for the fix in an error message.
-fn file_stem_hint(name: &DependencyName) -> String {
-    match name {
-        DependencyName::Plain(n) => n.clone(),
-        DependencyName::Package {
-            package, interface, ..
-        } => interface
-            .clone()
-            .unwrap_or_else(|| package.replace(':', "-")),
-    }
-}
-
-/// Parses a dependency key as Spin's `DependencyName::from_str` does.
-fn dependency_name(key: &str) -> Result<DependencyName, String> {
-    const FORMS: &str = "use a kebab-case name (\"my-dep\") or a package name: \"ns:pkg\", \"ns:pkg@1.0.0\", \"ns:pkg/iface\" or \"ns:pkg/iface@1.0.0\"";
-    if !key.contains([':', '/']) {
-        return if is_kebab(key) {
-            Ok(DependencyName::Plain(key.to_owned()))
-        } else {
-            Err(format!("{key:?} is not a valid dependency name: {FORMS}"))
-        };
-    }
-    let (name, version) = match key.split_once('@') {
-        Some((name, version)) => match semver::Version::parse(version) {
-            Ok(v) => (name, Some(v)),
-            Err(e) => {
-                return Err(format!(
-                    "{version:?} in {key:?} is not a semantic version ({e}): {FORMS}"
-                ));
-            }
-        },
-        None => (key, None),
-    };
-    let (package, interface) = match name.split_once('/') {
-        Some((package, interface)) => (package, Some(interface)),
-        None => (name, None),
-    };
-    let package_ok = package
-        .split_once(':')
-        .is_some_and(|(ns, pkg)| is_kebab(ns) && is_kebab(pkg));
-    if !package_ok || interface.is_some_and(|i| !is_kebab(i)) {
-        return Err(format!("{key:?} is not a valid dependency name: {FORMS}"));
-    }
-    Ok(DependencyName::Package {
-        package: package.to_owned(),
-        interface: interface.map(str::to_owned),
-        version,
-    })
-}
-
-/// Why two dependency keys would satisfy the same import (Spin's
-/// `check_disjoint`), or `None` when they are disjoint.
-fn conflict(a: &DependencyName, b: &DependencyName) -> Option<&'static str> {
-    let (
-        DependencyName::Package {
-            package: pa,
-            interface: ia,
-            version: va,
-        },
-        DependencyName::Package {
-            package: pb,
-            interface: ib,
-            version: vb,
-        },
-    ) = (a, b)
-    else {
-        return None;
-    };
-    if pa != pb {
-        return None;
-    }
-    if let (Some(va), Some(vb)) = (va, vb)
-        && compatible_version(va) != compatible_version(vb)
-    {
-        return None;
-    }
-    if let (Some(ia), Some(ib)) = (ia, ib)
-        && ia != ib
-    {
-        return None;
-    }
-    Some(
-        "two keys of the same package must name different interfaces or incompatible versions (remove one, or name the interface in each key)",
-    )
-}
-
-/// `version` reduced to what semver treats as compatible with it (Spin's
-/// `normalize_compatible_version`).
-fn compatible_version(version: &semver::Version) -> semver::Version {
-    let mut v = version.clone();
-    v.build = semver::BuildMetadata::EMPTY;
-    if v.pre != semver::Prerelease::EMPTY {
-        return v;
-    }
-    if v.major > 0 {
-        v.minor = 0;
-        v.patch = 0;
-    } else if v.minor > 0 {
-        v.patch = 0;
-    }
-    v
-}
-
 /// Checks that every `{{ name }}` in `template` is well formed and names an
 /// application variable.
 fn check_templates(
@@ -793,27 +420,26 @@ fn check_templates(
     template: &str,
     variables: &IndexMap<String, Variable>,
 ) -> Result<(), ManifestError> {
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err(loc.error(
-                at,
-                field,
-                format!("unclosed `{{{{` in {template:?} (write {{{{ variable_name }}}})"),
-            ));
-        };
-        let name = after[..end].trim();
-        if !variables.contains_key(name) {
-            return Err(loc.error(
-                at,
-                field,
-                format!(
-                    "refers to variable {name:?}, which is not defined (add it under [variables])"
-                ),
-            ));
+    for part in template::parts(template) {
+        match part {
+            Err(template::Unclosed) => {
+                return Err(loc.error(
+                    at,
+                    field,
+                    format!("unclosed `{{{{` in {template:?} (write {{{{ variable_name }}}})"),
+                ));
+            }
+            Ok(Part::Variable(name)) if !variables.contains_key(name) => {
+                return Err(loc.error(
+                    at,
+                    field,
+                    format!(
+                        "refers to variable {name:?}, which is not defined (add it under [variables])"
+                    ),
+                ));
+            }
+            Ok(_) => {}
         }
-        rest = &after[end + 2..];
     }
     Ok(())
 }
@@ -830,55 +456,5 @@ fn build(root: &Path, raw: &RawBuild) -> BuildConfig {
             .as_ref()
             .map_or_else(|| root.to_owned(), |w| root.join(w)),
         environment: raw.environment.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parsed(key: &str) -> DependencyName {
-        dependency_name(key).unwrap_or_else(|e| panic!("{key}: {e}"))
-    }
-
-    #[test]
-    fn dependency_keys_parse_as_in_spin() {
-        for key in [
-            "foo-bar",
-            "ns:pkg",
-            "ns:pkg@0.1.0",
-            "ns:pkg/iface",
-            "ns:pkg/iface@0.1.0",
-            "tributary:pipeline/stage1@0.1.0",
-        ] {
-            assert_eq!(parsed(key).to_string(), key);
-        }
-        assert!(matches!(parsed("foo-bar"), DependencyName::Plain(_)));
-        for bad in [
-            "Foo",
-            "ns:pkg/iface@one",
-            "ns:pkg/",
-            "nspkg/iface",
-            "ns:Pkg",
-            "a:b:c/d",
-        ] {
-            assert!(dependency_name(bad).is_err(), "{bad} parsed");
-        }
-    }
-
-    #[test]
-    fn keys_of_one_package_must_be_disjoint() {
-        let conflicts = |a: &str, b: &str| conflict(&parsed(a), &parsed(b)).is_some();
-        // Different interfaces, incompatible versions, other packages: fine.
-        assert!(!conflicts("ns:pkg/a@0.1.0", "ns:pkg/b@0.1.0"));
-        assert!(!conflicts("ns:pkg@0.1.0", "ns:pkg@0.2.0"));
-        assert!(!conflicts("ns:pkg@1.0.0", "ns:pkg@2.0.0"));
-        assert!(!conflicts("ns:pkg", "ns:other"));
-        assert!(!conflicts("foo", "ns:pkg"));
-        // Overlapping: the whole package and one of its interfaces, or
-        // semver-compatible versions of the same interface.
-        assert!(conflicts("ns:pkg", "ns:pkg/a"));
-        assert!(conflicts("ns:pkg/a@0.1.0", "ns:pkg/a@0.1.1"));
-        assert!(conflicts("ns:pkg@1.0.0", "ns:pkg@1.2.0"));
     }
 }

@@ -72,15 +72,7 @@ impl SqliteStore {
 
     fn connect(&self) -> rusqlite::Result<Connection> {
         let conn = match &self.path {
-            Some(path) => {
-                if let Some(dir) = path.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let conn = Connection::open(path)?;
-                conn.pragma_update(None, "journal_mode", "WAL")?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                conn
-            }
+            Some(path) => super::sqlite_file::open(path, super::sqlite_file::BUSY_TIMEOUT, true)?,
             None => Connection::open_in_memory()?,
         };
         conn.execute_batch(
@@ -369,6 +361,45 @@ impl StoreHandle {
         } else {
             Ok(())
         }
+    }
+}
+
+impl KeyValueStores {
+    /// The app's key-value stores: the runtime config's, plus `default`
+    /// under the app's `.spin/` directory (where `spin up` keeps it). A
+    /// component that names an undefined store stops startup.
+    pub fn for_app(
+        app: &crate::manifest::App,
+        config: &crate::runtime_config::RuntimeConfig,
+    ) -> anyhow::Result<Self> {
+        let stores = config
+            .key_value_stores
+            .iter()
+            .map(|(label, store)| {
+                let crate::runtime_config::KeyValueStoreConfig::Spin { path } = store;
+                (label.clone(), Arc::new(SqliteStore::new(path.clone())))
+            })
+            .collect();
+        let stores = Self::new(stores, app.root.join(".spin/sqlite_key_value.db"));
+        for component in app.components.values() {
+            for label in &component.key_value_stores {
+                if !stores.contains(label) {
+                    anyhow::bail!(
+                        "component {:?} uses key-value store {label:?}, which is not defined: add [key_value_store.{label}] to the runtime config (--runtime-config-file)",
+                        component.id
+                    );
+                }
+            }
+        }
+        if app
+            .components
+            .values()
+            .any(|c| c.key_value_stores.iter().any(|l| l == "default"))
+            && let Some(path) = stores.get("default").and_then(|s| s.path())
+        {
+            tracing::info!(path = %path.display(), "storing default key-value data");
+        }
+        Ok(stores)
     }
 }
 

@@ -91,6 +91,51 @@ macro_rules! generation_conversions {
     };
 }
 
+/// The synchronous SQLite `connection` resource of one WIT generation
+/// (`sql` is its module): `open`, `execute` and `drop` are the same for
+/// both; `$extra` adds what only that generation has.
+macro_rules! sync_sqlite_connection {
+    ($sql:ident, { $($extra:tt)* }) => {
+        impl $sql::HostConnection for $crate::spin_apis::SpinView<'_> {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> wasmtime::Result<
+                Result<wasmtime::component::Resource<$crate::spin_apis::sqlite::Connection>, $sql::Error>,
+            > {
+                Ok(self.sqlite_open(database).await.map_err(Into::into))
+            }
+
+            async fn execute(
+                &mut self,
+                conn: wasmtime::component::Resource<$crate::spin_apis::sqlite::Connection>,
+                statement: String,
+                parameters: Vec<$sql::Value>,
+            ) -> wasmtime::Result<Result<$sql::QueryResult, $sql::Error>> {
+                let params = parameters
+                    .into_iter()
+                    .map($crate::spin_apis::sqlite::Value::from)
+                    .collect();
+                Ok(self
+                    .sqlite_execute(&conn, statement, params)
+                    .await
+                    .map(query_result)
+                    .map_err(Into::into))
+            }
+
+            async fn drop(
+                &mut self,
+                conn: wasmtime::component::Resource<$crate::spin_apis::sqlite::Connection>,
+            ) -> wasmtime::Result<()> {
+                self.table.delete(conn)?;
+                Ok(())
+            }
+
+            $($extra)*
+        }
+    };
+}
+
 pub mod key_value;
 mod p2_impl;
 mod p3_impl;
@@ -98,6 +143,9 @@ pub mod postgres;
 mod postgres_impl;
 mod postgres_values;
 pub mod sqlite;
+pub mod sqlite_file;
+mod sqlite_pool;
+mod sqlite_value;
 mod wasi_keyvalue;
 
 use std::sync::Arc;

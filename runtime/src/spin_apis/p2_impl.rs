@@ -6,7 +6,6 @@ use super::SpinView;
 use super::key_value::StoreHandle;
 use super::p2::fermyon::spin::{key_value as kv, sqlite as sql, variables as vars};
 use super::p2::wasi::config::store as config;
-use super::sqlite::{Connection, Value};
 use crate::variables::Lookup;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
@@ -108,27 +107,4 @@ impl config::Host for SpinView<'_> {
 
 impl sql::Host for SpinView<'_> {}
 
-impl sql::HostConnection for SpinView<'_> {
-    async fn open(&mut self, database: String) -> Fallible<Resource<Connection>, sql::Error> {
-        Ok(self.sqlite_open(database).await.map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<Connection>,
-        statement: String,
-        parameters: Vec<sql::Value>,
-    ) -> Fallible<sql::QueryResult, sql::Error> {
-        let params = parameters.into_iter().map(Value::from).collect();
-        Ok(self
-            .sqlite_execute(&conn, statement, params)
-            .await
-            .map(query_result)
-            .map_err(Into::into))
-    }
-
-    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(conn)?;
-        Ok(())
-    }
-}
+sync_sqlite_connection!(sql, {});

@@ -119,26 +119,8 @@ impl<T> vars::HostWithStore<T> for SpinHost {
 
 impl sql::Host for SpinView<'_> {}
 
-/// The synchronous (3.0.0) half, used by spin-sdk 5.x's `sqlite3` module.
-impl sql::HostConnection for SpinView<'_> {
-    async fn open(&mut self, database: String) -> Fallible<Resource<Connection>, sql::Error> {
-        Ok(self.sqlite_open(database).await.map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<Connection>,
-        statement: String,
-        parameters: Vec<sql::Value>,
-    ) -> Fallible<sql::QueryResult, sql::Error> {
-        let params = parameters.into_iter().map(Value::from).collect();
-        Ok(self
-            .sqlite_execute(&conn, statement, params)
-            .await
-            .map(query_result)
-            .map_err(Into::into))
-    }
-
+// The synchronous (3.0.0) half, used by spin-sdk 5.x's `sqlite3` module.
+sync_sqlite_connection!(sql, {
     async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
         Ok(self.table.get(&conn)?.clone().last_insert_rowid().await)
     }
@@ -146,12 +128,7 @@ impl sql::HostConnection for SpinView<'_> {
     async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&conn)?.clone().changes().await)
     }
-
-    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(conn)?;
-        Ok(())
-    }
-}
+});
 
 fn connection<T>(
     accessor: &Accessor<T, SpinHost>,

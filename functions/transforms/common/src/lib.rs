@@ -1,7 +1,7 @@
 //! What every transform component shares.
 //!
 //! A transform's logic is a plain function over plain Rust types
-//! ([`Event`], [`Settings`], [`Output`]), so it is unit-tested natively;
+//! ([`Event`], shared with the ingest service, [`Settings`], [`Output`]), so it is unit-tested natively;
 //! [`transformer!`] binds such a function to the `transform` export of the
 //! `tributary:pipeline/transformer` world (`wit/pipeline/pipeline.wit`),
 //! for `wasm32` only.
@@ -11,42 +11,12 @@ pub mod settings;
 
 pub use settings::Settings;
 
-/// One event, as in the WIT `event` record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// The client's id for the message; transforms never change it.
-    pub message_id: String,
-    /// `track`, `identify`, `page`, `screen`, `group` or `alias`.
-    pub kind: String,
-    /// `event` for track, `name` for page and screen.
-    pub name: Option<String>,
-    /// `userId`.
-    pub user_id: Option<String>,
-    /// `anonymousId`.
-    pub anonymous_id: Option<String>,
-    /// Milliseconds since the Unix epoch, UTC.
-    pub timestamp_ms: i64,
-    /// `properties` as JSON text of an object.
-    pub properties: String,
-    /// `context` as JSON text of an object.
-    pub context: String,
-}
-
-impl Event {
-    /// A `track` event named `name` with the given JSON texts, for tests.
-    pub fn track(name: &str, properties: &str, context: &str) -> Self {
-        Self {
-            message_id: format!("m-{name}"),
-            kind: "track".into(),
-            name: Some(name.into()),
-            user_id: Some("u1".into()),
-            anonymous_id: None,
-            timestamp_ms: 0,
-            properties: properties.into(),
-            context: context.into(),
-        }
-    }
-}
+/// One event, as in the WIT `event` record: the data app's one record type
+/// (the ingest service and `trib transform run` use the same).
+pub use event_model::Event;
+/// The one field-by-field conversion between [`Event`] and a WIT binding's
+/// record, which [`transformer!`] uses.
+pub use event_model::wit_event_conversions;
 
 /// An input event the transform refuses, as in the WIT `rejection` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +70,8 @@ macro_rules! transformer {
 
             use exports::tributary::pipeline::transform as wit;
 
+            $crate::wit_event_conversions!(wit::Event);
+
             struct Component;
 
             impl wit::Guest for Component {
@@ -110,35 +82,10 @@ macro_rules! transformer {
                         ::std::string::String,
                     )>,
                 ) -> ::std::result::Result<wit::BatchResult, ::std::string::String> {
-                    let batch = batch
-                        .into_iter()
-                        .map(|e| $crate::Event {
-                            message_id: e.message_id,
-                            kind: e.kind,
-                            name: e.name,
-                            user_id: e.user_id,
-                            anonymous_id: e.anonymous_id,
-                            timestamp_ms: e.timestamp_ms,
-                            properties: e.properties,
-                            context: e.context,
-                        })
-                        .collect();
+                    let batch = batch.into_iter().map($crate::Event::from).collect();
                     let out = $run(batch, &$crate::Settings::new(settings))?;
                     Ok(wit::BatchResult {
-                        events: out
-                            .events
-                            .into_iter()
-                            .map(|e| wit::Event {
-                                message_id: e.message_id,
-                                kind: e.kind,
-                                name: e.name,
-                                user_id: e.user_id,
-                                anonymous_id: e.anonymous_id,
-                                timestamp_ms: e.timestamp_ms,
-                                properties: e.properties,
-                                context: e.context,
-                            })
-                            .collect(),
+                        events: out.events.into_iter().map(wit::Event::from).collect(),
                         rejections: out
                             .rejections
                             .into_iter()

@@ -12,38 +12,28 @@ pub struct UrlParts {
 }
 
 impl UrlParts {
-    /// Parses `scheme://[userinfo@]host[:port][/path][?query][#fragment]`;
-    /// `None` for anything else (relative URLs, no host).
-    pub fn parse(url: &str) -> Option<Self> {
-        let url = url.trim();
-        let (scheme, rest) = url.split_once("://")?;
-        let mut chars = scheme.chars();
-        if !chars.next()?.is_ascii_alphabetic()
-            || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        {
+    /// Parses `scheme://[userinfo@]host[:port][/path][?query][#fragment]`
+    /// with the `url` crate (WHATWG URL parsing); `None` for anything else
+    /// (relative URLs, no host). The `scheme://` with a host right after it
+    /// is required of the text itself, since the URL standard would also
+    /// read `https:example.com` or `https:///x` as having a host.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (_, after_scheme) = text.trim().split_once("://")?;
+        if after_scheme.starts_with(['/', '\\']) {
             return None;
         }
-        let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = if host_port.starts_with('[') {
-            let end = host_port.find(']')?;
-            &host_port[..=end]
-        } else {
-            host_port.split_once(':').map_or(host_port, |(h, _)| h)
-        };
-        if host.is_empty() {
-            return None;
-        }
-        let (path, query) = match tail.split_once('?') {
-            Some((path, query)) => (path, Some(query.to_owned())),
-            None => (tail, None),
+        let url = ::url::Url::parse(text).ok()?;
+        let host = url.host_str().filter(|h| !h.is_empty())?;
+        let path = match url.path() {
+            "" => "/",
+            path => path,
         };
         Some(Self {
+            // Special schemes' hosts come lowercased already; other
+            // schemes keep theirs as written.
             host: host.to_ascii_lowercase(),
-            path: if path.is_empty() { "/" } else { path }.to_owned(),
-            query,
+            path: path.to_owned(),
+            query: url.query().map(str::to_owned),
         })
     }
 }

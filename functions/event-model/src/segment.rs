@@ -1,8 +1,12 @@
-//! Segment's rules for one message, independent of HTTP and storage, so
-//! they can be tested natively.
+//! Segment's rules for one message, independent of HTTP and storage: the
+//! one conversion from a Segment message to an [`Event`], used by the
+//! ingest service and by `trib transform run` alike, so they never
+//! disagree.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+
+use crate::{Event, Received};
 
 /// Segment's limit for one message, in bytes of JSON.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -32,39 +36,16 @@ impl Invalid {
     }
 }
 
-/// A message that passed the rules, with the fields storage needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// `track`, `identify`, ...
-    pub kind: String,
-    /// The client's id for deduplication, or a generated `api-` UUID when
-    /// the message had none.
-    pub message_id: String,
-    /// `event` for track, `name` for page/screen.
-    pub name: Option<String>,
-    /// `userId`.
-    pub user_id: Option<String>,
-    /// `anonymousId`.
-    pub anonymous_id: Option<String>,
-    /// When it happened, corrected for client clock skew, in ms.
-    pub timestamp_ms: i64,
-    /// `properties` (or `traits` for identify/group), as JSON text.
-    pub properties: String,
-    /// `context`, as JSON text of an object (`{}` when absent).
-    pub context: String,
-    /// The message as received (as the transforms left it, once they ran).
-    pub raw: String,
-}
-
 /// Checks one message of type `kind` (from the URL, or the message's own
 /// `type` in a batch). `sent_at` is the batch-level `sentAt` if any;
-/// `received_ms` is when the request arrived.
+/// `received_ms` is when the request arrived. The event comes with the
+/// message's JSON text, as ingest stores it.
 pub fn check(
     message: &Value,
     kind: Option<&str>,
     sent_at: Option<&str>,
     received_ms: i64,
-) -> Result<Event, Invalid> {
+) -> Result<Received, Invalid> {
     let raw = json_text(message);
     if raw.len() > MAX_EVENT_BYTES {
         return Err(Invalid::new(
@@ -126,11 +107,7 @@ pub fn check(
         Some(id) => id,
         None => generated_message_id()?,
     };
-    let properties_key = if matches!(kind.as_str(), "identify" | "group") {
-        "traits"
-    } else {
-        "properties"
-    };
+    let properties_key = properties_key(&kind);
     let properties = match obj.get(properties_key) {
         None | Some(Value::Null) => "{}".to_owned(),
         Some(v @ Value::Object(_)) => json_text(v),
@@ -147,17 +124,29 @@ pub fn check(
         Some(_) => return Err(Invalid::new("invalid_field", "context must be an object")),
     };
     let timestamp_ms = corrected_timestamp(obj, sent_at, received_ms)?;
-    Ok(Event {
-        kind,
-        message_id,
-        name,
-        user_id,
-        anonymous_id,
-        timestamp_ms,
-        properties,
-        context,
+    Ok(Received {
+        event: Event {
+            kind,
+            message_id,
+            name,
+            user_id,
+            anonymous_id,
+            timestamp_ms,
+            properties,
+            context,
+        },
         raw,
     })
+}
+
+/// The message field the event's `properties` come from: Segment calls
+/// them `traits` in `identify` and `group`.
+pub(crate) fn properties_key(kind: &str) -> &'static str {
+    if matches!(kind, "identify" | "group") {
+        "traits"
+    } else {
+        "properties"
+    }
 }
 
 /// An id for a message that came without one (Segment's HTTP API makes
@@ -255,7 +244,7 @@ mod tests {
     #[test]
     fn track_needs_an_identity_and_an_event() {
         let ok = json!({"userId": "u1", "event": "Signed Up", "messageId": "m1", "properties": {"plan": "pro"}});
-        let event = check(&ok, Some("track"), None, NOW).expect("valid");
+        let event = check(&ok, Some("track"), None, NOW).expect("valid").event;
         assert_eq!(event.name.as_deref(), Some("Signed Up"));
         assert_eq!(event.timestamp_ms, NOW);
         assert_eq!(event.properties, r#"{"plan":"pro"}"#);
@@ -299,8 +288,12 @@ mod tests {
             json!({"userId": "u", "event": "x", "messageId": ""}),
             json!({"userId": "u", "event": "x", "messageId": null}),
         ] {
-            let first = check(&message, Some("track"), None, NOW).expect("accepted");
-            let second = check(&message, Some("track"), None, NOW).expect("accepted");
+            let first = check(&message, Some("track"), None, NOW)
+                .expect("accepted")
+                .event;
+            let second = check(&message, Some("track"), None, NOW)
+                .expect("accepted")
+                .event;
             assert!(first.message_id.starts_with("api-"), "{}", first.message_id);
             assert_eq!(first.message_id.len(), "api-".len() + 36);
             assert_ne!(first.message_id, second.message_id, "never deduplicated");
@@ -310,6 +303,7 @@ mod tests {
         assert_eq!(
             check(&given, Some("track"), None, NOW)
                 .expect("valid")
+                .event
                 .message_id,
             "m1"
         );
@@ -318,7 +312,10 @@ mod tests {
     #[test]
     fn batches_take_the_type_from_each_message() {
         let alias = json!({"type": "alias", "userId": "u", "previousId": "a", "messageId": "m"});
-        assert_eq!(check(&alias, None, None, NOW).expect("valid").kind, "alias");
+        assert_eq!(
+            check(&alias, None, None, NOW).expect("valid").event.kind,
+            "alias"
+        );
         let bad = json!({"type": "purchase", "userId": "u", "messageId": "m"});
         assert_eq!(
             check(&bad, None, None, NOW).expect_err("invalid").code,
@@ -339,31 +336,16 @@ mod tests {
             .expect("time")
             .timestamp_millis();
         let msg = json!({"userId": "u", "event": "e", "messageId": "m", "timestamp": "2026-01-01T13:00:00Z"});
-        let event =
-            check(&msg, Some("track"), Some("2026-01-01T13:00:10Z"), received).expect("valid");
+        let event = check(&msg, Some("track"), Some("2026-01-01T13:00:10Z"), received)
+            .expect("valid")
+            .event;
         let expected = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
             .expect("time")
             .timestamp_millis();
         assert_eq!(event.timestamp_ms, expected);
     }
 
-    /// SplitMix64: a seeded, dependency-free PRNG, so every run of the fuzz
-    /// test tries the same inputs in the same order.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use fastrand::Rng;
 
     const FIELDS: &[&str] = &[
         "type",
@@ -385,15 +367,15 @@ mod tests {
     /// A value of any JSON shape, biased to what breaks parsers: huge and
     /// extreme numbers, multi-byte text, broken escapes and odd times.
     fn odd_value(rng: &mut Rng) -> Value {
-        match rng.below(16) {
+        match rng.usize(..16) {
             0 => Value::Null,
-            1 => json!(rng.below(2) == 0),
+            1 => json!(rng.usize(..2) == 0),
             2 => json!(u64::MAX),
             3 => json!(i64::MIN),
             4 => json!(1e308),
             5 => json!(-0.0),
             6 => json!(""),
-            7 => json!("€".repeat(1 + rng.below(40))),
+            7 => json!("€".repeat(1 + rng.usize(..40))),
             8 => json!("%a€%C3%zz\\u0000\\0"),
             9 => json!(["x", 1, null]),
             10 => json!({"a": {"b": {"c": [1, {"d": "é"}]}}}),
@@ -406,9 +388,9 @@ mod tests {
                     "2026-01-01T00:00:00Z",
                     "2026-01-01",
                     "1700000000000",
-                ][rng.below(6)]
+                ][rng.usize(..6)]
             ),
-            13 => json!(TYPES[rng.below(TYPES.len())]),
+            13 => json!(TYPES[rng.usize(..TYPES.len())]),
             14 => json!({"email": "a@b.c", "n": 99_999_999_999_999_999_999.0}),
             _ => json!("u"),
         }
@@ -417,10 +399,10 @@ mod tests {
     /// A seed message with fields replaced, removed or added, or its JSON
     /// text with bytes flipped or inserted (when that still parses).
     fn mutated(rng: &mut Rng, seeds: &[Value]) -> Value {
-        let mut message = seeds[rng.below(seeds.len())].clone();
-        for _ in 0..=rng.below(3) {
-            let field = FIELDS[rng.below(FIELDS.len())];
-            match (rng.below(5), message.as_object_mut()) {
+        let mut message = seeds[rng.usize(..seeds.len())].clone();
+        for _ in 0..=rng.usize(..3) {
+            let field = FIELDS[rng.usize(..FIELDS.len())];
+            match (rng.usize(..5), message.as_object_mut()) {
                 (0, Some(obj)) => {
                     obj.remove(field);
                 }
@@ -429,16 +411,16 @@ mod tests {
                 }
                 _ => {
                     let mut text = json_text(&message).into_bytes();
-                    let at = rng.below(text.len() + 1);
-                    let insert: &[u8] = match rng.below(5) {
+                    let at = rng.usize(..text.len() + 1);
+                    let insert: &[u8] = match rng.usize(..5) {
                         0 => b"%",
                         1 => "€".as_bytes(),
                         2 => b"99999999999999999999",
                         3 => b"\\u00e9",
                         _ => &[0xff],
                     };
-                    if rng.below(2) == 0 && at < text.len() {
-                        text[at] ^= 1 << rng.below(8);
+                    if rng.usize(..2) == 0 && at < text.len() {
+                        text[at] ^= 1 << rng.usize(..8);
                     } else {
                         text.splice(at..at, insert.iter().copied());
                     }
@@ -451,7 +433,7 @@ mod tests {
         message
     }
 
-    /// Issue 10: randomized messages (seeded, about a second) never panic
+    /// Issue 10: randomized messages (seeded with `fastrand`, about a second) never panic
     /// validation; a refusal is a known code with a message, and an accepted
     /// event has what storage and the transforms rely on.
     #[test]
@@ -472,14 +454,14 @@ mod tests {
             Some("not a time"),
             Some("€%"),
         ];
-        let mut rng = Rng(0xf00d_5eed);
+        let mut rng = Rng::with_seed(0xf00d_5eed);
         let deadline = Instant::now() + Duration::from_millis(1200);
         let mut tried = 0;
         while tried < 200_000 && Instant::now() < deadline {
             let message = mutated(&mut rng, &seeds);
-            let kind = (rng.below(2) == 0).then(|| TYPES[rng.below(TYPES.len())]);
-            let sent = sent_at[rng.below(sent_at.len())];
-            let received = NOW + rng.below(1_000_000) as i64;
+            let kind = (rng.usize(..2) == 0).then(|| TYPES[rng.usize(..TYPES.len())]);
+            let sent = sent_at[rng.usize(..sent_at.len())];
+            let received = NOW + rng.usize(..1_000_000) as i64;
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 (check(&message, kind, sent, received), envelope(&message))
             }));
@@ -495,14 +477,14 @@ mod tests {
                     );
                     assert!(!why.is_empty(), "{message}: empty reason");
                 }
-                Ok(event) => {
+                Ok(Received { event, raw }) => {
                     assert!(!event.message_id.is_empty(), "{message}");
                     assert!(TYPES.contains(&event.kind.as_str()), "{message}");
                     for text in [&event.properties, &event.context] {
                         let parsed: Value = serde_json::from_str(text).expect("JSON text");
                         assert!(parsed.is_object(), "{message}: {text}");
                     }
-                    assert!(event.raw.len() <= MAX_EVENT_BYTES, "{message}");
+                    assert!(raw.len() <= MAX_EVENT_BYTES, "{message}");
                 }
             }
             tried += 1;

@@ -1,0 +1,138 @@
+//! Turns a manifest component into a request handler: the linked code from
+//! [`crate::engine::loader`], plus what each of its instances gets from the
+//! host (Spin's APIs, outbound HTTP, files) and the instance policy.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::allowed_hosts::AllowedHosts;
+use crate::engine::compile_cache::CompileCache;
+use crate::engine::loader::{HttpAbi, LoadError, compile, link};
+use crate::host::{HostState, InstanceTemplate};
+use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
+use crate::manifest::Component;
+use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
+use crate::runtime_config::ScalingPolicy;
+use crate::spin_apis::SpinCtx;
+use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
+use crate::spin_apis::sqlite::{Databases, SqliteAccess};
+use crate::variables::Resolved;
+
+/// One component compiled, linked and ready to serve.
+pub struct LoadedComponent {
+    /// The request scheduler for this component.
+    pub handler: ComponentHandler,
+    /// The WASI HTTP generation it exports.
+    pub abi: HttpAbi,
+}
+
+/// Compiles (or loads from cache), links and wraps components on demand.
+pub struct Loader {
+    /// The app directory.
+    pub root: PathBuf,
+    /// The app-wide outbound HTTP client.
+    pub http_client: HttpClient,
+    /// Where chained requests go.
+    pub handle: AppHandle,
+    /// The app's resolved variables.
+    pub variables: Resolved,
+    /// Key-value stores by label.
+    pub key_value: Arc<KeyValueStores>,
+    /// SQLite databases by label.
+    pub sqlite: Arc<Databases>,
+    /// PostgreSQL connection pools.
+    pub postgres: Arc<PostgresPools>,
+    /// The engine.
+    pub engine: Engine,
+    /// The host's interfaces.
+    pub linker: Linker<HostState>,
+    /// Compiled components on disk.
+    pub cache: Arc<CompileCache>,
+    /// Linear-memory limit per instance, in bytes.
+    pub max_memory: usize,
+    /// Wall-clock limit for producing a response.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Loader {
+    /// Loads `component` with its scaling `policy`.
+    pub fn load(
+        &self,
+        component: &Component,
+        policy: &ScalingPolicy,
+    ) -> Result<LoadedComponent, LoadError> {
+        let started = Instant::now();
+        let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
+        let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
+        let allowed = allowed_hosts(&self.variables, component)?;
+        let spin = SpinCtx {
+            variables: self.variables.for_component(component),
+            key_value: KeyValueAccess::new(&component.key_value_stores, self.key_value.clone()),
+            sqlite: SqliteAccess::new(
+                &component.id,
+                &component.sqlite_databases,
+                self.sqlite.clone(),
+            ),
+            postgres: PostgresAccess::new(
+                &component.id,
+                Arc::new(allowed.clone()),
+                self.postgres.clone(),
+            ),
+        };
+        let outbound = Arc::new(OutboundHttp::new(
+            component.id.as_str().into(),
+            allowed,
+            self.http_client.clone(),
+            self.handle.clone(),
+        ));
+        let mounts =
+            crate::files::mounts(&self.root, component).map_err(|e| LoadError::Component {
+                component: component.id.clone(),
+                message: e.to_string(),
+            })?;
+        let template = InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts);
+        let instances = InstancePolicy {
+            max_requests_per_instance: policy.max_requests_per_instance,
+            max_concurrent_per_instance: if abi == HttpAbi::P3 {
+                policy.max_concurrent_requests_per_instance
+            } else {
+                1
+            },
+            request_timeout: self.request_timeout,
+            ..InstancePolicy::default()
+        };
+        let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);
+        tracing::info!(
+            component = %component.id,
+            abi = ?abi,
+            cached,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "component loaded"
+        );
+        crate::metrics::component_loaded(&component.id, cached);
+        Ok(LoadedComponent { handler, abi })
+    }
+}
+
+/// The component's `allowed_outbound_hosts`, templates expanded.
+pub fn allowed_hosts(
+    variables: &Resolved,
+    component: &Component,
+) -> Result<AllowedHosts, LoadError> {
+    let err = |message: String| LoadError::Component {
+        component: component.id.clone(),
+        message,
+    };
+    let expanded = component
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| variables.expand(entry))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(format!("allowed_outbound_hosts: {e}")))?;
+    AllowedHosts::parse(&expanded).map_err(|e| err(e.to_string()))
+}
