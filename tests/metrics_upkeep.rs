@@ -3,10 +3,13 @@
 //! A test binary of its own, so that no other test's memory moves the RSS
 //! it measures.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// Samples recorded per phase: about 8 bytes each while they wait.
+/// Samples recorded in all: about 13 bytes each while they wait.
 const SAMPLES: usize = 4_000_000;
+/// Samples recorded between two looks at the upkeep.
+const CHUNK: usize = 100_000;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
@@ -18,13 +21,31 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// How much RSS grows while `recorder` takes `SAMPLES` histogram samples.
-fn growth(recorder: &metrics_exporter_prometheus::PrometheusRecorder) -> u64 {
+/// Waits until the upkeep thread has completed a run that started after
+/// this call (two more runs), however loaded the machine is.
+fn upkeep_caught_up(runs: &AtomicU64) {
+    let target = runs.load(Ordering::Acquire) + 2;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runs.load(Ordering::Acquire) < target {
+        assert!(
+            Instant::now() < deadline,
+            "the upkeep thread stopped running"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// How much RSS grows while `recorder` takes `SAMPLES` histogram samples,
+/// in chunks; after each, `between` runs (waiting for upkeep, or nothing).
+fn growth(recorder: &metrics_exporter_prometheus::PrometheusRecorder, between: &dyn Fn()) -> u64 {
     let before = rss_bytes();
     metrics::with_local_recorder(recorder, || {
         let histogram = metrics::histogram!("trib_request_duration_seconds", "component" => "api");
-        for i in 0..SAMPLES {
-            histogram.record((i % 1000) as f64 / 1e6);
+        for chunk in 0..SAMPLES / CHUNK {
+            for i in 0..CHUNK {
+                histogram.record(((chunk * CHUNK + i) % 1000) as f64 / 1e6);
+            }
+            between();
         }
     });
     rss_bytes().saturating_sub(before)
@@ -35,10 +56,10 @@ fn an_unscraped_recorder_keeps_its_memory_flat() {
     // With upkeep first (what `trib` runs), then without: memory freed by
     // the first phase could otherwise hide the second's growth.
     let kept = trib::metrics::builder().expect("builder").build_recorder();
-    trib::metrics::keep_up(kept.handle(), Duration::from_millis(10)).expect("upkeep");
-    let with_upkeep = growth(&kept);
+    let runs = trib::metrics::keep_up(kept.handle(), Duration::from_millis(5)).expect("upkeep");
+    let with_upkeep = growth(&kept, &|| upkeep_caught_up(&runs));
     let neglected = trib::metrics::builder().expect("builder").build_recorder();
-    let without_upkeep = growth(&neglected);
+    let without_upkeep = growth(&neglected, &|| {});
     eprintln!(
         "RSS growth for {SAMPLES} samples: {with_upkeep} B with upkeep, {without_upkeep} B without"
     );

@@ -5,6 +5,8 @@
 //! text format comes from `metrics-exporter-prometheus`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
@@ -71,17 +73,20 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 
 /// Runs `handle`'s upkeep every `interval` on a thread of its own, for the
 /// life of the process (a thread, not a task: it must go on whatever the
-/// async runtime is doing).
-pub fn keep_up(handle: PrometheusHandle, interval: Duration) -> anyhow::Result<()> {
+/// async runtime is doing). Returns the count of upkeep runs so far.
+pub fn keep_up(handle: PrometheusHandle, interval: Duration) -> anyhow::Result<Arc<AtomicU64>> {
+    let runs = Arc::new(AtomicU64::new(0));
+    let counted = runs.clone();
     std::thread::Builder::new()
         .name("trib-metrics-upkeep".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(interval);
                 handle.run_upkeep();
+                counted.fetch_add(1, Ordering::Release);
             }
         })?;
-    Ok(())
+    Ok(runs)
 }
 
 /// Serves `GET /metrics` on `addr` until the process ends.

@@ -8,39 +8,20 @@
 //! `export`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{AppDir, Trib, guests, repo_root, trib};
-
-/// Builds `crate_name` for `wasm32-wasip2` (release) in the workspace at
-/// `dir` and returns the path of its `.wasm` file.
-fn build(dir: &Path, crate_name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
-        .arg(crate_name)
-        .current_dir(dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building {crate_name} failed");
-    dir.join("target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")))
-}
+use crate::support::{AppDir, Trib, assert_mentions, build_wasm, guests, repo_root, trib};
 
 /// The dependent guest.
 fn main_guest() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| build(&repo_root().join("tests/guests"), "compose-p2"))
+    PATH.get_or_init(|| build_wasm(&repo_root().join("tests/guests"), "compose-p2"))
 }
 
 /// The `filter` transform.
 fn filter() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| build(&repo_root().join("functions"), "transform-filter"))
+    PATH.get_or_init(|| build_wasm(&repo_root().join("functions"), "transform-filter"))
 }
 
 /// An app directory holding `manifest`, with the dependent guest as
@@ -70,11 +51,11 @@ source = "{}"
 
 #[test]
 fn a_dependency_fills_an_import_and_the_composition_is_cached() {
-    let (dir, app) = app_with(
-        r#"[component.main.dependencies]
-"tributary:stage1/transform@0.1.0" = { path = "deps/filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"#,
-    );
+    let (dir, app) = app_with(&dependency(
+        "tributary:stage1/transform@0.1.0",
+        Path::new("deps/filter.wasm"),
+        "tributary:pipeline/transform@0.1.0",
+    ));
     // `path` is relative to the manifest's directory.
     std::fs::create_dir(dir.path().join("deps")).expect("deps dir");
     std::fs::copy(filter(), dir.path().join("deps/filter.wasm")).expect("copy filter");
@@ -112,9 +93,19 @@ fn a_dependency_fills_an_import_and_the_composition_is_cached() {
     assert!(log.contains("cached=true"), "compiled again:\n{log}");
 }
 
-/// Runs `trib up` on the app, which must fail before serving; returns its
-/// stderr.
-fn fails_to_start(app: &AppDir) -> String {
+/// `[component.main.dependencies]` with one entry: `key` filled by `export`
+/// of the component at `path`.
+fn dependency(key: &str, path: &Path, export: &str) -> String {
+    format!(
+        "[component.main.dependencies]\n\"{key}\" = {{ path = \"{}\", export = \"{export}\" }}\n",
+        path.display()
+    )
+}
+
+/// Runs `trib up` on the app [`app_with`] `manifest_tail`, which must fail
+/// before serving; returns its stderr.
+fn fails_to_start(manifest_tail: &str) -> String {
+    let (_dir, app) = app_with(manifest_tail);
     let cache = tempfile::tempdir().expect("cache dir");
     let out = trib()
         .args(["up", "--listen", "127.0.0.1:0", "-f"])
@@ -135,24 +126,13 @@ fn fails_to_start(app: &AppDir) -> String {
     stderr
 }
 
-fn assert_mentions(stderr: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{needle:?} missing from:\n{stderr}"
-        );
-    }
-}
-
 #[test]
 fn a_missing_export_names_the_import_and_the_dependency() {
-    let (_dir, app) = app_with(&format!(
-        r#"[component.main.dependencies]
-"tributary:stage1/transform@0.1.0" = {{ path = "{}", export = "tributary:pipeline/transform@0.2.0" }}
-"#,
-        filter().display()
+    let stderr = fails_to_start(&dependency(
+        "tributary:stage1/transform@0.1.0",
+        filter(),
+        "tributary:pipeline/transform@0.2.0",
     ));
-    let stderr = fails_to_start(&app);
     assert_mentions(
         &stderr,
         &[
@@ -169,13 +149,11 @@ fn a_missing_export_names_the_import_and_the_dependency() {
 #[test]
 fn an_incompatible_export_names_both_sides_and_the_reason() {
     // The dependent's own HTTP handler is an export of the wrong shape.
-    let (_dir, app) = app_with(&format!(
-        r#"[component.main.dependencies]
-"tributary:stage1/transform" = {{ path = "{}", export = "wasi:http/incoming-handler@0.2.0" }}
-"#,
-        main_guest().display()
+    let stderr = fails_to_start(&dependency(
+        "tributary:stage1/transform",
+        main_guest(),
+        "wasi:http/incoming-handler@0.2.0",
     ));
-    let stderr = fails_to_start(&app);
     assert_mentions(
         &stderr,
         &[
@@ -192,13 +170,11 @@ fn an_incompatible_export_names_both_sides_and_the_reason() {
 #[test]
 fn a_key_matching_no_import_is_an_error() {
     // The component imports stage1 at 0.1.0, not 0.2.0.
-    let (_dir, app) = app_with(&format!(
-        r#"[component.main.dependencies]
-"tributary:stage1/transform@0.2.0" = {{ path = "{}", export = "tributary:pipeline/transform@0.1.0" }}
-"#,
-        filter().display()
+    let stderr = fails_to_start(&dependency(
+        "tributary:stage1/transform@0.2.0",
+        filter(),
+        "tributary:pipeline/transform@0.1.0",
     ));
-    let stderr = fails_to_start(&app);
     assert_mentions(
         &stderr,
         &[
@@ -215,14 +191,12 @@ fn a_key_matching_no_import_is_an_error() {
 fn a_dependency_that_needs_host_capabilities_must_inherit_them() {
     // The spin-sdk 5 test guest imports Spin's variables, key-value and
     // SQLite interfaces.
-    let dependencies = format!(
-        r#"[component.main.dependencies]
-"tributary:stage1/transform@0.1.0" = {{ path = "{}", export = "tributary:pipeline/transform@0.1.0" }}
-"#,
-        guests().p2.display()
+    let dependencies = dependency(
+        "tributary:stage1/transform@0.1.0",
+        &guests().p2,
+        "tributary:pipeline/transform@0.1.0",
     );
-    let (_dir, app) = app_with(&dependencies);
-    let stderr = fails_to_start(&app);
+    let stderr = fails_to_start(&dependencies);
     assert_mentions(
         &stderr,
         &[
@@ -235,10 +209,9 @@ fn a_dependency_that_needs_host_capabilities_must_inherit_them() {
     );
 
     // Inheriting, it passes that check and fails on what it lacks.
-    let (_dir, app) = app_with(&format!(
+    let stderr = fails_to_start(&format!(
         "dependencies_inherit_configuration = true\n\n{dependencies}"
     ));
-    let stderr = fails_to_start(&app);
     assert_mentions(
         &stderr,
         &[

@@ -16,40 +16,30 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{AppDir, Trib, client, shared_cache};
+use crate::support::{AppDir, Trib, client};
 
-/// The data app as `spin.toml` wires it (the transform chain included),
-/// with the components from the test build and a write key of its own.
-const APP: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "crash-test"
-[variables]
-write_keys = { default = "crash-key=crash", secret = true }
-database_url = { default = "sqlite", secret = true }
-redact_settings = { default = '{"paths": "email,phone,ip", "mode": "hash"}' }
-enrich_settings = { default = '{}' }
-filter_settings = { default = '{}' }
-validate_settings = { default = '{"rules": {"Order Completed": {"properties": {"total": {"type": "number", "minimum": 0}}}}}' }
-[[trigger.http]]
-route = "/v1/..."
-component = "ingest"
-[component.ingest]
-source = "{functions}/ingest.wasm"
-sqlite_databases = ["default"]
-[component.ingest.variables]
-write_keys = "{{ write_keys }}"
-database_url = "{{ database_url }}"
-stage1_settings = "{{ redact_settings }}"
-stage2_settings = "{{ enrich_settings }}"
-stage3_settings = "{{ filter_settings }}"
-stage4_settings = "{{ validate_settings }}"
-[component.ingest.dependencies]
-"tributary:stage1/transform@0.1.0" = { path = "{functions}/transform_redact.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage2/transform@0.1.0" = { path = "{functions}/transform_enrich.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage3/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage4/transform@0.1.0" = { path = "{functions}/transform_validate.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"#;
+/// The data app as `spin.toml` wires it (the transform chain with its
+/// settings included), without the query API, with the components from
+/// the test build and a write key of its own.
+fn app() -> AppDir {
+    crate::support::data_app(
+        "crash-test",
+        "crash-key=crash",
+        None,
+        [
+            (
+                "transform_redact",
+                r#"{"paths": "email,phone,ip", "mode": "hash"}"#,
+            ),
+            ("transform_enrich", "{}"),
+            ("transform_filter", "{}"),
+            (
+                "transform_validate",
+                r#"{"rules": {"Order Completed": {"properties": {"total": {"type": "number", "minimum": 0}}}}}"#,
+            ),
+        ],
+    )
+}
 
 const CLIENTS: usize = 4;
 const EVENTS_PER_BATCH: usize = 25;
@@ -94,13 +84,7 @@ fn post_batch(http: &reqwest::blocking::Client, base: &str, body: String) -> Res
 /// SQLite file. Fails loudly if the file or the table is missing: an empty
 /// answer must mean "nothing stored", never "looked in the wrong place".
 fn stored(app: &AppDir) -> HashMap<String, i64> {
-    let path = app.path().join(".spin/sqlite_db.db");
-    assert!(path.is_file(), "no database at {}", path.display());
-    let db = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let db = app.sqlite();
     let mut stmt = db
         .prepare(
             "SELECT message_id, count(*) FROM events WHERE source = 'crash' GROUP BY message_id",
@@ -115,8 +99,8 @@ fn stored(app: &AppDir) -> HashMap<String, i64> {
 #[test]
 fn kill_9_during_ingest_loses_no_acknowledged_event_and_duplicates_none() {
     let started = Instant::now();
-    let app = AppDir::new(APP);
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let app = app();
+    let trib = Trib::start(&app);
     let base = trib.base.clone();
 
     // Batches each client sent (all of them, answered or not) and those
@@ -187,7 +171,7 @@ fn kill_9_during_ingest_loses_no_acknowledged_event_and_duplicates_none() {
 
     // Restart on the same app directory: every acknowledged event must be
     // there before anything is resent.
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let trib = Trib::start(&app);
     let after_crash = stored(&app);
     let lost: Vec<String> = acked
         .iter()

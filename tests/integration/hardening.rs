@@ -8,12 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{AppDir, Trib, client, shared_cache, trib};
-
-/// The label set of the `p3` component's series.
-const P3: &str = "component=\"p3\"";
-/// How long a test waits for a metric to show what it awaits.
-const WAIT: Duration = Duration::from_secs(10);
+use crate::support::{AppDir, P3, Trib, WAIT, client, shared_cache, trib};
 
 const APP: &str = r#"
 spin_manifest_version = 2

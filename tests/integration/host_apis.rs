@@ -1,7 +1,7 @@
 //! Spin's host APIs on embedded defaults, driven through spin-sdk 7 (p3)
 //! and spin-sdk 5 (p2) guests: key-value on SQLite and variables.
 
-use crate::support::{AppDir, Trib, client, shared_cache, trib};
+use crate::support::{AppDir, Trib, shared_cache, trib};
 
 const APP: &str = r#"
 spin_manifest_version = 2
@@ -63,40 +63,18 @@ fn start(app: &AppDir, extra: &[&str]) -> Trib {
 fn key_value_round_trips_through_both_sdks_on_one_default_store() {
     let app = AppDir::new(APP);
     let trib = start(&app, &[]);
-    assert_eq!(
-        trib.get("/p3/kv-set?store=default&key=a&value=one"),
-        (200, "ok".into())
-    );
-    assert_eq!(
-        trib.get("/p2/kv-get?store=default&key=a"),
-        (200, "one".into())
-    );
-    assert_eq!(
-        trib.get("/p2/kv-set?store=default&key=b&value=two"),
-        (200, "ok".into())
-    );
-    assert_eq!(
-        trib.get("/p3/kv-get?store=default&key=b"),
-        (200, "two".into())
-    );
-    assert_eq!(trib.get("/p3/kv-keys?store=default"), (200, "a,b".into()));
-    assert_eq!(trib.get("/p2/kv-keys?store=default"), (200, "a,b".into()));
-    assert_eq!(
-        trib.get("/p3/kv-exists?store=default&key=a"),
-        (200, "true".into())
-    );
-    assert_eq!(
-        trib.get("/p2/kv-delete?store=default&key=a"),
-        (200, "ok".into())
-    );
-    assert_eq!(
-        trib.get("/p3/kv-exists?store=default&key=a"),
-        (200, "false".into())
-    );
-    assert_eq!(
-        trib.get("/p3/kv-get?store=default&key=a"),
-        (200, "<none>".into())
-    );
+    trib.assert_gets(&[
+        ("/p3/kv-set?store=default&key=a&value=one", 200, "ok"),
+        ("/p2/kv-get?store=default&key=a", 200, "one"),
+        ("/p2/kv-set?store=default&key=b&value=two", 200, "ok"),
+        ("/p3/kv-get?store=default&key=b", 200, "two"),
+        ("/p3/kv-keys?store=default", 200, "a,b"),
+        ("/p2/kv-keys?store=default", 200, "a,b"),
+        ("/p3/kv-exists?store=default&key=a", 200, "true"),
+        ("/p2/kv-delete?store=default&key=a", 200, "ok"),
+        ("/p3/kv-exists?store=default&key=a", 200, "false"),
+        ("/p3/kv-get?store=default&key=a", 200, "<none>"),
+    ]);
     // Spin keeps the default store here; so do we.
     assert!(app.path().join(".spin/sqlite_key_value.db").exists());
 }
@@ -116,14 +94,10 @@ fn key_value_errors_follow_spin() {
         assert!(body.ends_with("AccessDenied"), "{path}: {body}");
     }
     // Listed and mapped by the runtime config to its own file.
-    assert_eq!(
-        trib.get("/p3/kv-set?store=other&key=k&value=v"),
-        (200, "ok".into())
-    );
-    assert_eq!(
-        trib.get("/p3/kv-get?store=default&key=k"),
-        (200, "<none>".into())
-    );
+    trib.assert_gets(&[
+        ("/p3/kv-set?store=other&key=k&value=v", 200, "ok"),
+        ("/p3/kv-get?store=default&key=k", 200, "<none>"),
+    ]);
     assert!(app.path().join("data/other.db").exists());
 }
 
@@ -131,16 +105,10 @@ fn key_value_errors_follow_spin() {
 fn key_value_data_survives_a_restart() {
     let app = AppDir::new(APP);
     let first = start(&app, &[]);
-    assert_eq!(
-        first.get("/p3/kv-set?store=default&key=kept&value=yes"),
-        (200, "ok".into())
-    );
+    first.assert_gets(&[("/p3/kv-set?store=default&key=kept&value=yes", 200, "ok")]);
     drop(first);
     let second = start(&app, &[]);
-    assert_eq!(
-        second.get("/p2/kv-get?store=default&key=kept"),
-        (200, "yes".into())
-    );
+    second.assert_gets(&[("/p2/kv-get?store=default&key=kept", 200, "yes")]);
 }
 
 #[test]
@@ -163,14 +131,10 @@ fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
     let app = AppDir::new(APP);
     let trib = start(&app, &[]);
     for prefix in ["/p3", "/p2"] {
-        assert_eq!(
-            trib.get(&format!("{prefix}/var?name=message")),
-            (200, "hello, world".into())
-        );
-        assert_eq!(
-            trib.get(&format!("{prefix}/var?name=token")),
-            (200, TOKEN.into())
-        );
+        trib.assert_gets(&[
+            (&format!("{prefix}/var?name=message"), 200, "hello, world"),
+            (&format!("{prefix}/var?name=token"), 200, TOKEN),
+        ]);
         let (status, body) = trib.get(&format!("{prefix}/var?name=nope"));
         assert_eq!(status, 500);
         assert!(body.contains("Undefined("), "{prefix}: {body}");
@@ -179,11 +143,10 @@ fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
         assert!(body.contains("InvalidName("), "{prefix}: {body}");
     }
     // wasi:config/store reads the same variables.
-    assert_eq!(
-        trib.get("/p2/config?name=message"),
-        (200, "hello, world".into())
-    );
-    assert_eq!(trib.get("/p2/config?name=nope"), (404, "<none>".into()));
+    trib.assert_gets(&[
+        ("/p2/config?name=message", 200, "hello, world"),
+        ("/p2/config?name=nope", 404, "<none>"),
+    ]);
     assert!(!trib.log().contains(TOKEN), "secrets never reach the log");
     drop(trib);
 
@@ -192,10 +155,7 @@ fn variables_resolve_from_env_file_and_defaults_for_both_sdks() {
     std::fs::write(&file, "greeting=howdy\n").expect("vars file");
     let file = file.display().to_string();
     let trib = start(&app, &["--variables-file", &file]);
-    assert_eq!(
-        trib.get("/p3/var?name=message"),
-        (200, "howdy, world".into())
-    );
+    trib.assert_gets(&[("/p3/var?name=message", 200, "howdy, world")]);
 }
 
 #[test]
@@ -216,13 +176,7 @@ fn a_missing_required_variable_stops_startup_with_its_name() {
 }
 
 fn sql(trib: &Trib, prefix: &str, body: &str) -> (u16, String) {
-    let resp = client()
-        .post(trib.url(&format!("{prefix}?db=default")))
-        .body(body.to_owned())
-        .send()
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().expect("body"))
+    trib.post(&format!("{prefix}?db=default"), body)
 }
 
 #[test]
@@ -285,13 +239,9 @@ fn sqlite_round_trips_every_value_type_through_both_sdks() {
     let (status, body) = sql(&trib, "/p3/sql", "SELEC nonsense");
     assert_eq!(status, 500);
     assert!(body.contains("Io("), "{body}");
-    let resp = client()
-        .post(trib.url("/nokv/sql?db=default"))
-        .body("SELECT 1")
-        .send()
-        .expect("request");
-    assert_eq!(resp.status().as_u16(), 500);
-    assert!(resp.text().expect("body").ends_with("AccessDenied"));
+    let (status, body) = sql(&trib, "/nokv/sql", "SELECT 1");
+    assert_eq!(status, 500);
+    assert!(body.ends_with("AccessDenied"), "{body}");
     assert!(app.path().join(".spin/sqlite_db.db").exists());
     drop(trib);
     // Data survives a restart.

@@ -9,43 +9,14 @@ use std::process::Command;
 
 use crate::support::{AppDir, Trib, client, repo_root, shared_cache};
 
-const APP: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "ingest-test"
-[variables]
-write_keys = { default = "test-key=web,other-key=mobile", secret = true }
-read_tokens = { default = "web-token=web", secret = true }
-database_url = { default = "sqlite", secret = true }
-[[trigger.http]]
-route = "/v1/..."
-component = "ingest"
-[[trigger.http]]
-route = "/api/..."
-component = "query"
-[component.query]
-source = "{functions}/query.wasm"
-sqlite_databases = ["default"]
-allowed_outbound_hosts = ["postgres://127.0.0.1:5432"]
-[component.query.variables]
-read_tokens = "{{ read_tokens }}"
-database_url = "{{ database_url }}"
-[component.ingest]
-source = "{functions}/ingest.wasm"
-sqlite_databases = ["default"]
-allowed_outbound_hosts = ["postgres://127.0.0.1:5432"]
-[component.ingest.variables]
-write_keys = "{{ write_keys }}"
-database_url = "{{ database_url }}"
-[component.ingest.dependencies]
-"tributary:stage1/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage2/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage3/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage4/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"#;
-
-fn start(app: &AppDir) -> Trib {
-    Trib::start_with(app, &shared_cache(), &[])
+/// The data app with a pass-through filter in each transform slot.
+fn app() -> AppDir {
+    crate::support::data_app(
+        "ingest-test",
+        "test-key=web,other-key=mobile",
+        Some("web-token=web"),
+        [("transform_filter", "{}"); 4],
+    )
 }
 
 fn post(trib: &Trib, path: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -65,22 +36,15 @@ fn post(trib: &Trib, path: &str, key: Option<&str>, body: &str) -> (u16, serde_j
 /// One integer from the app's SQLite file. The file and its tables must
 /// exist: a 0 only ever comes from a real, empty result.
 fn count(app: &AppDir, sql: &str) -> i64 {
-    let path = app.path().join(".spin/sqlite_db.db");
-    assert!(
-        path.is_file(),
-        "{} does not exist: nothing was ever stored, so there is nothing to count",
-        path.display()
-    );
-    let db = rusqlite::Connection::open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    db.query_row(sql, [], |row| row.get(0))
-        .unwrap_or_else(|e| panic!("{sql} on {}: {e}", path.display()))
+    app.sqlite()
+        .query_row(sql, [], |row| row.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[test]
 fn segments_python_client_delivers_every_event() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     let count = |sql: &str| count(&app, sql);
     deliver_and_read_back(&trib, count);
 }
@@ -102,7 +66,7 @@ fn events_are_stored_and_queried_on_postgresql() {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create database");
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable");
-    let app = AppDir::new(APP);
+    let app = app();
     let env = [("SPIN_VARIABLE_DATABASE_URL", url.as_str())];
     let trib = Trib::start_with_env(&app, &shared_cache(), &[], &env);
     let direct = std::cell::RefCell::new(
@@ -238,8 +202,8 @@ fn deliver_and_read_back(trib: &Trib, count: impl Fn(&str) -> i64) {
 
 #[test]
 fn the_query_api_checks_tokens_and_inputs() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     let body = r#"{"userId":"u","event":"x","messageId":"q1","properties":{"amount":3}}"#;
     assert_eq!(post(&trib, "/v1/track", Some("test-key"), body).0, 200);
     let get = |path: &str, token: Option<&str>| {
@@ -276,8 +240,8 @@ fn the_query_api_checks_tokens_and_inputs() {
 
 #[test]
 fn bad_requests_are_400_with_the_field_and_store_nothing() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     // One good event first: the store exists, so the counts below are real
     // counts of real tables.
     let good = r#"{"userId":"u","event":"good","messageId":"good-1"}"#;
@@ -363,8 +327,8 @@ fn bad_requests_are_400_with_the_field_and_store_nothing() {
 
 #[test]
 fn auth_is_401_without_a_key_and_403_with_a_wrong_one() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     let body = r#"{"userId":"u","event":"x","messageId":"m"}"#;
     assert_eq!(post(&trib, "/v1/track", None, body).0, 401);
     assert_eq!(post(&trib, "/v1/track", Some("nope"), body).0, 403);
@@ -378,8 +342,8 @@ fn auth_is_401_without_a_key_and_403_with_a_wrong_one() {
 
 #[test]
 fn a_mixed_batch_keeps_the_valid_events_and_dead_letters_the_rest() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     let batch = r#"{"batch":[
         {"type":"track","userId":"u","event":"ok-1","messageId":"b1"},
         {"type":"track","event":"no-user","messageId":"b2"},
@@ -406,8 +370,8 @@ fn a_mixed_batch_keeps_the_valid_events_and_dead_letters_the_rest() {
 
 #[test]
 fn retries_are_deduplicated_and_gzip_bodies_accepted() {
-    let app = AppDir::new(APP);
-    let trib = start(&app);
+    let app = app();
+    let trib = Trib::start(&app);
     let body = r#"{"batch":[{"type":"track","userId":"u","event":"e","messageId":"same"}]}"#;
     let mut gz = gzip(body.as_bytes());
     let send = |b: Vec<u8>| {
@@ -434,12 +398,12 @@ fn retries_are_deduplicated_and_gzip_bodies_accepted() {
 
 #[test]
 fn events_written_before_a_restart_are_there_after_it() {
-    let app = AppDir::new(APP);
-    let first = start(&app);
+    let app = app();
+    let first = Trib::start(&app);
     let body = r#"{"userId":"u","event":"before-restart","messageId":"r1"}"#;
     assert_eq!(post(&first, "/v1/track", Some("test-key"), body).0, 200);
     drop(first);
-    let second = start(&app);
+    let second = Trib::start(&app);
     // The retry after the restart is still recognised as a duplicate.
     let (status, json) = post(&second, "/v1/track", Some("test-key"), body);
     assert_eq!((status, json["duplicates"].as_u64()), (200, Some(1)));

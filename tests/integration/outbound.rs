@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{AppDir, Trib, client, metric, shared_cache};
+use crate::support::{AppDir, Trib, assert_mentions, metric, shared_cache};
 
 /// A loopback HTTP/1.1 server that answers `upstream ok PATH` and counts
 /// the TCP connections it accepts.
@@ -91,12 +91,7 @@ fn start(upstream: &Upstream) -> (AppDir, Trib) {
 }
 
 fn fetch(trib: &Trib, prefix: &str, url: &str) -> (u16, String) {
-    let resp = client()
-        .get(trib.url(&format!("{prefix}/fetch?url={url}")))
-        .send()
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.text().expect("body"))
+    trib.get(&format!("{prefix}/fetch?url={url}"))
 }
 
 #[test]
@@ -135,11 +130,7 @@ fn denied_hosts_fail_in_the_guest_and_are_never_contacted() {
         0,
         "nothing was sent"
     );
-    let log = trib.log();
-    assert!(
-        log.contains("outbound HTTP denied") && log.contains("component=p2"),
-        "{log}"
-    );
+    assert_mentions(&trib.log(), &["outbound HTTP denied", "component=p2"]);
 }
 
 #[test]

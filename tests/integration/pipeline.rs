@@ -5,51 +5,26 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Trib, client, shared_cache};
-
-/// redact -> enrich -> filter -> validate, each with its settings.
-const CHAIN: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "pipeline-test"
-[variables]
-write_keys = { default = "k=web", secret = true }
-read_tokens = { default = "t=web", secret = true }
-[[trigger.http]]
-route = "/v1/..."
-component = "ingest"
-[[trigger.http]]
-route = "/api/..."
-component = "query"
-[component.query]
-source = "{functions}/query.wasm"
-sqlite_databases = ["default"]
-[component.query.variables]
-read_tokens = "{{ read_tokens }}"
-[component.ingest]
-source = "{functions}/ingest.wasm"
-sqlite_databases = ["default"]
-[component.ingest.variables]
-write_keys = "{{ write_keys }}"
-stage1_settings = '{"paths": "email,ip", "mode": "hash"}'
-stage2_settings = '{}'
-stage3_settings = '{"drop_events": "Heartbeat"}'
-stage4_settings = 'STAGE4_SETTINGS'
-[component.ingest.dependencies]
-"tributary:stage1/transform@0.1.0" = { path = "{functions}/transform_redact.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage2/transform@0.1.0" = { path = "{functions}/transform_enrich.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage3/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage4/transform@0.1.0" = { path = "{functions}/STAGE4.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"#;
+use crate::support::{AppDir, Trib, client};
 
 const RULES: &str = r#"{"rules": {"Order Completed": {"required": ["order_id"], "properties": {"total": {"type": "number", "minimum": 0}}}}}"#;
 
-/// The chain with `stage4` (a transform file name) and its settings last.
+/// redact -> enrich -> filter -> `stage4` (a transform file name), each
+/// with its settings, `settings` the last one's.
 fn app(stage4: &str, settings: &str) -> AppDir {
-    AppDir::new(
-        &CHAIN
-            .replace("STAGE4_SETTINGS", settings)
-            .replace("STAGE4", stage4),
+    crate::support::data_app(
+        "pipeline-test",
+        "k=web",
+        Some("t=web"),
+        [
+            (
+                "transform_redact",
+                r#"{"paths": "email,ip", "mode": "hash"}"#,
+            ),
+            ("transform_enrich", "{}"),
+            ("transform_filter", r#"{"drop_events": "Heartbeat"}"#),
+            (stage4, settings),
+        ],
     )
 }
 
@@ -68,17 +43,8 @@ fn post(trib: &Trib, path: &str, body: &Value) -> (u16, Value) {
 /// The file and its tables must exist: no rows only ever means a real,
 /// empty result.
 fn rows(app: &AppDir, sql: &str) -> Vec<Vec<String>> {
-    let path = app.path().join(".spin/sqlite_db.db");
-    assert!(
-        path.is_file(),
-        "{} does not exist: nothing was ever stored, so there are no rows to read",
-        path.display()
-    );
-    let db = rusqlite::Connection::open(&path)
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut stmt = db
-        .prepare(sql)
-        .unwrap_or_else(|e| panic!("{sql} on {}: {e}", path.display()));
+    let db = app.sqlite();
+    let mut stmt = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let width = stmt.column_count();
     stmt.query_map([], |row| {
         (0..width)
@@ -107,7 +73,7 @@ fn sha256_hex(s: &str) -> String {
 #[test]
 fn a_chain_redacts_enriches_filters_and_dead_letters_what_it_rejects() {
     let app = app("transform_validate", RULES);
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let trib = Trib::start(&app);
     let batch = json!({"batch": [
         {"type": "track", "event": "Order Completed", "userId": "u1", "messageId": "ok-1",
          "timestamp": "2026-11-26T10:00:00Z",
@@ -216,7 +182,7 @@ fn a_chain_redacts_enriches_filters_and_dead_letters_what_it_rejects() {
 #[test]
 fn a_trapping_transform_fails_the_batch_and_stores_nothing() {
     let app = app("transform_trap", "{}");
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let trib = Trib::start(&app);
     let batch = json!({"batch": [
         {"type": "track", "event": "A", "userId": "u1", "messageId": "t-1"},
         {"type": "track", "event": "B", "userId": "u1", "messageId": "t-2", "properties": {"trap": true}}

@@ -11,44 +11,26 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{AppDir, Trib, client, shared_cache};
+use crate::support::{AppDir, Trib, client};
 
-const APP: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "segment-compat-test"
-[variables]
-write_keys = { default = "compat-key=web", secret = true }
-read_tokens = { default = "compat-token=web", secret = true }
-database_url = { default = "sqlite", secret = true }
-[[trigger.http]]
-route = "/v1/..."
-component = "ingest"
-[[trigger.http]]
-route = "/api/..."
-component = "query"
-[component.query]
-source = "{functions}/query.wasm"
-sqlite_databases = ["default"]
-[component.query.variables]
-read_tokens = "{{ read_tokens }}"
-database_url = "{{ database_url }}"
-[component.ingest]
-source = "{functions}/ingest.wasm"
-sqlite_databases = ["default"]
-[component.ingest.variables]
-write_keys = "{{ write_keys }}"
-database_url = "{{ database_url }}"
-stage1_settings = '{"paths": "email", "mode": "hash"}'
-stage2_settings = '{}'
-stage3_settings = '{}'
-stage4_settings = '{"rules": {"Item Purchased": {"properties": {"revenue": {"type": "number"}}}}}'
-[component.ingest.dependencies]
-"tributary:stage1/transform@0.1.0" = { path = "{functions}/transform_redact.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage2/transform@0.1.0" = { path = "{functions}/transform_enrich.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage3/transform@0.1.0" = { path = "{functions}/transform_filter.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"tributary:stage4/transform@0.1.0" = { path = "{functions}/transform_validate.wasm", export = "tributary:pipeline/transform@0.1.0" }
-"#;
+/// The data app with its transform chain: emails hashed, `Item
+/// Purchased`'s revenue a number.
+fn app() -> AppDir {
+    crate::support::data_app(
+        "segment-compat-test",
+        "compat-key=web",
+        Some("compat-token=web"),
+        [
+            ("transform_redact", r#"{"paths": "email", "mode": "hash"}"#),
+            ("transform_enrich", "{}"),
+            ("transform_filter", "{}"),
+            (
+                "transform_validate",
+                r#"{"rules": {"Item Purchased": {"properties": {"revenue": {"type": "number"}}}}}"#,
+            ),
+        ],
+    )
+}
 
 /// `POST path` with the write key: the status and the JSON body.
 fn post(trib: &Trib, path: &str, body: &Value) -> (u16, Value) {
@@ -154,8 +136,8 @@ fn dechunk(mut body: &str) -> String {
 
 #[test]
 fn an_in_batch_duplicate_message_id_is_stored_once_with_200() {
-    let app = AppDir::new(APP);
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let app = app();
+    let trib = Trib::start(&app);
     let batch = json!({"batch": [
         {"type": "track", "userId": "u", "event": "first", "messageId": "dup-1"},
         {"type": "track", "userId": "u", "event": "other", "messageId": "one-1"},
@@ -190,8 +172,8 @@ fn an_in_batch_duplicate_message_id_is_stored_once_with_200() {
 
 #[test]
 fn a_message_without_a_message_id_is_accepted_and_stored() {
-    let app = AppDir::new(APP);
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let app = app();
+    let trib = Trib::start(&app);
     // Segment's own curl example: no messageId.
     let track = json!({"userId": "019mr8mf4r", "event": "Item Purchased", "properties": {"revenue": 39.95}});
     for _ in 0..2 {
@@ -226,8 +208,8 @@ fn a_message_without_a_message_id_is_accepted_and_stored() {
 
 #[test]
 fn malformed_query_strings_are_400_not_500() {
-    let app = AppDir::new(APP);
-    let trib = Trib::start_with(&app, &shared_cache(), &[]);
+    let app = app();
+    let trib = Trib::start(&app);
     // Raw bytes after `%`: what panicked the query function.
     for target in [
         "/api/counts?x=%a€",

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::support::{AppDir, Trib, client};
+use crate::support::{AppDir, Trib, assert_mentions, client};
 
 /// One app with every guest on its own routes.
 const APP: &str = r#"
@@ -51,22 +51,12 @@ fn app() -> (AppDir, Trib) {
 #[test]
 fn p2_p3_and_core_module_components_answer_on_their_routes() {
     let (_app, trib) = app();
-    assert_eq!(
-        trib.get("/p3/hello"),
-        (200, "hello from p3 at /p3/hello\n".into())
-    );
-    assert_eq!(
-        trib.get("/p2/hello"),
-        (200, "hello from p2 at /p2/hello\n".into())
-    );
-    assert_eq!(
-        trib.get("/core/hello"),
-        (200, "hello from p2 at /core/hello\n".into())
-    );
-    assert_eq!(
-        trib.get("/exact"),
-        (200, "hello from p2 at /exact\n".into())
-    );
+    trib.assert_gets(&[
+        ("/p3/hello", 200, "hello from p3 at /p3/hello\n"),
+        ("/p2/hello", 200, "hello from p2 at /p2/hello\n"),
+        ("/core/hello", 200, "hello from p2 at /core/hello\n"),
+        ("/exact", 200, "hello from p2 at /exact\n"),
+    ]);
     // The banner lists the routes the way `spin up` does.
     assert!(trib.banner.contains("Available Routes:"), "{}", trib.banner);
     assert!(
@@ -89,7 +79,7 @@ fn unknown_paths_are_404_and_health_is_ok() {
     assert_eq!(trib.get("/nowhere").0, 404);
     assert_eq!(trib.get("/exact/below").0, 404);
     assert_eq!(trib.get("/p3x").0, 404);
-    assert_eq!(trib.get("/.well-known/spin/health"), (200, "OK".into()));
+    trib.assert_gets(&[("/.well-known/spin/health", 200, "OK")]);
 }
 
 /// Parses the `name: value` lines the guests print for `spin-*` headers.
@@ -252,11 +242,8 @@ fn traps_panics_and_errors_are_500_for_that_request_only() {
         assert_eq!(status, 200, "request after {path} failed: {body}");
         assert!(trib.is_running());
     }
-    let log = trib.log();
-    assert!(
-        log.contains("component=p3") && log.contains("request failed"),
-        "failures are logged with the component's name:\n{log}"
-    );
+    // Failures are logged with the component's name.
+    assert_mentions(&trib.log(), &["component=p3", "request failed"]);
 }
 
 #[test]
@@ -287,11 +274,7 @@ fn concurrent_requests_each_get_a_fresh_instance() {
     }
     // Sequential requests too.
     for path in ["/p3/again/count", "/p2/again/count", "/core/again/count"] {
-        assert_eq!(
-            trib.get(path),
-            (200, format!("invocation 1 at {path}\n")),
-            "{path}"
-        );
+        trib.assert_gets(&[(path, 200, &format!("invocation 1 at {path}\n"))]);
     }
 }
 

@@ -25,48 +25,65 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// Runs `cargo ARGS` in `dir` (a workspace of components), without the
+/// settings of the build that runs the tests; a failure fails the test.
+fn cargo_in(dir: &Path, args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo {args:?} in {} failed",
+        dir.display()
+    );
+}
+
+/// Builds `packages` of the workspace at `dir` for `wasm32-wasip2`
+/// (release) and returns the directory of their `.wasm` files.
+fn build_packages(dir: &Path, packages: &[&str]) -> PathBuf {
+    let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    cargo_in(dir, &args);
+    dir.join("target/wasm32-wasip2/release")
+}
+
+/// Builds the package `package` of the workspace at `dir` for
+/// `wasm32-wasip2` (release) and returns the path of its `.wasm` file.
+pub fn build_wasm(dir: &Path, package: &str) -> PathBuf {
+    build_packages(dir, &[package]).join(format!("{}.wasm", package.replace('-', "_")))
+}
+
 /// Builds the guests (once per process; cargo makes concurrent processes
 /// wait for each other) and returns their paths.
 pub fn guests() -> &'static Guests {
     static GUESTS: OnceLock<Guests> = OnceLock::new();
     GUESTS.get_or_init(|| {
         let dir = repo_root().join("tests/guests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let run = |args: &[&str]| {
-            let status = Command::new(&cargo)
-                .args(args)
-                .current_dir(&dir)
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("CARGO_BUILD_TARGET")
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building guests failed: cargo {args:?}");
-        };
-        run(&[
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "hello-p3",
-            "-p",
-            "hello-p2",
-        ]);
+        let out = build_packages(&dir, &["hello-p3", "hello-p2"]);
         // Linked without `wasm-component-ld`'s componentization: a core module,
         // as `wasm32-wasip1` toolchains produce.
-        run(&[
-            "rustc",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "p2-core",
-            "--",
-            "-C",
-            "link-arg=--skip-wit-component",
-        ]);
-        let out = dir.join("target/wasm32-wasip2/release");
+        cargo_in(
+            &dir,
+            &[
+                "rustc",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "p2-core",
+                "--",
+                "-C",
+                "link-arg=--skip-wit-component",
+            ],
+        );
         Guests {
             p3: out.join("hello_p3.wasm"),
             p2: out.join("hello_p2.wasm"),
@@ -80,36 +97,18 @@ pub fn guests() -> &'static Guests {
 pub fn functions() -> &'static Path {
     static FUNCTIONS: OnceLock<PathBuf> = OnceLock::new();
     FUNCTIONS.get_or_init(|| {
-        let dir = repo_root().join("functions");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
+        build_packages(
+            &repo_root().join("functions"),
+            &[
                 "ingest",
-                "-p",
                 "query",
-                "-p",
                 "transform-redact",
-                "-p",
                 "transform-enrich",
-                "-p",
                 "transform-filter",
-                "-p",
                 "transform-validate",
-                "-p",
                 "transform-trap",
-            ])
-            .current_dir(&dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the functions failed");
-        dir.join("target/wasm32-wasip2/release")
+            ],
+        )
     })
 }
 
@@ -280,9 +279,19 @@ impl Trib {
 
     /// `GET path`: the status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
-        let resp = client().get(self.url(path)).send().expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.text().expect("body"))
+        answer(client().get(self.url(path)))
+    }
+
+    /// `POST path` with `body`: the status and body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        answer(client().post(self.url(path)).body(body.to_owned()))
+    }
+
+    /// `GET`s each `(path, status, body)` in turn and checks the answer.
+    pub fn assert_gets(&self, answers: &[(&str, u16, &str)]) {
+        for &(path, status, body) in answers {
+            assert_eq!(self.get(path), (status, body.to_owned()), "GET {path}");
+        }
     }
 
     /// The Prometheus text from the admin listener.
@@ -490,6 +499,26 @@ pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
     Metrics::parse(text).get(name, labels)
 }
 
+/// Sends `request`: the status and body.
+pub fn answer(request: reqwest::blocking::RequestBuilder) -> (u16, String) {
+    let resp = request.send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().expect("body"))
+}
+
+/// Fails the test unless `text` (a log, an error output) contains every
+/// one of `needles`.
+pub fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+/// The label set of the `p3` component's series.
+pub const P3: &str = "component=\"p3\"";
+/// How long a test waits for a metric to show what it awaits.
+pub const WAIT: Duration = Duration::from_secs(10);
+
 /// A blocking HTTP client with a generous timeout.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -515,4 +544,79 @@ pub fn backend_available(name: &str, addr: &str) -> bool {
         eprintln!("skipping: {name} is not running on {addr}");
     }
     reachable
+}
+
+/// The data app, wired as the repository's `spin.toml` wires it: the
+/// `ingest` function behind `/v1/...` with the write keys `write_keys`
+/// (`key=source,...`), and the `query` function behind `/api/...` with the
+/// read tokens `read_tokens` (none: no query API); both store where
+/// `database_url` (default `sqlite`) says, and may reach the local
+/// PostgreSQL. `chain` fills ingest's four transform slots in order: a
+/// transform (a file name in [`functions`], without `.wasm`) and its
+/// settings (a JSON object).
+pub fn data_app(
+    name: &str,
+    write_keys: &str,
+    read_tokens: Option<&str>,
+    chain: [(&str, &str); 4],
+) -> AppDir {
+    let secret = |name: &str, value: &str| -> String {
+        format!("{name} = {{ default = \"{value}\", secret = true }}\n")
+    };
+    let uses = |name: &str| -> String { format!("{name} = \"{{{{ {name} }}}}\"\n") };
+    // One of the functions: its route, its component and its variables.
+    let function = |component: &str, route: &str, variables: &str| -> String {
+        format!(
+            "[[trigger.http]]\nroute = \"{route}\"\ncomponent = \"{component}\"\n\
+             [component.{component}]\nsource = \"{{functions}}/{component}.wasm\"\n\
+             sqlite_databases = [\"default\"]\n\
+             allowed_outbound_hosts = [\"postgres://127.0.0.1:5432\"]\n\
+             [component.{component}.variables]\n{variables}"
+        )
+    };
+    let mut ingest = format!("{}{}", uses("write_keys"), uses("database_url"));
+    let mut dependencies = String::from("[component.ingest.dependencies]\n");
+    for (stage, (transform, settings)) in (1..).zip(chain) {
+        assert!(
+            !settings.contains('\''),
+            "{settings}: settings are a TOML literal string"
+        );
+        ingest.push_str(&format!("stage{stage}_settings = '{settings}'\n"));
+        dependencies.push_str(&format!(
+            "\"tributary:stage{stage}/transform@0.1.0\" = {{ path = \"{{functions}}/{transform}.wasm\", \
+             export = \"tributary:pipeline/transform@0.1.0\" }}\n"
+        ));
+    }
+    let mut variables = format!(
+        "{}{}",
+        secret("write_keys", write_keys),
+        secret("database_url", "sqlite")
+    );
+    let mut functions = function("ingest", "/v1/...", &ingest);
+    functions.push_str(&dependencies);
+    if let Some(tokens) = read_tokens {
+        variables.push_str(&secret("read_tokens", tokens));
+        let query = format!("{}{}", uses("read_tokens"), uses("database_url"));
+        functions.push_str(&function("query", "/api/...", &query));
+    }
+    AppDir::new(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"{name}\"\n[variables]\n{variables}{functions}"
+    ))
+}
+
+impl AppDir {
+    /// The app's default SQLite database (`.spin/sqlite_db.db`), opened.
+    /// The file must exist: a missing one fails the test, so that an empty
+    /// answer only ever means "nothing stored", never "looked in the wrong
+    /// place".
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        let path = self.path().join(".spin/sqlite_db.db");
+        assert!(
+            path.is_file(),
+            "{} does not exist: nothing was ever stored there",
+            path.display()
+        );
+        rusqlite::Connection::open(&path)
+            .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
+    }
 }

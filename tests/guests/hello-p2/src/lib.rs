@@ -4,6 +4,12 @@ use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 
+#[macro_use]
+#[path = "../../wire.rs"]
+mod wire;
+
+use wire::unhex;
+
 /// Requests this instance has handled, this one included: 1 in a fresh
 /// instance, more in a reused one.
 static INVOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -30,56 +36,35 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             lines.sort();
             respond(out, 200, lines.join("\n") + "\n").await
         }
-        "kv-set" | "kv-get" | "kv-delete" | "kv-exists" | "kv-keys" => {
-            let (status, body) = key_value(&query, tail);
-            respond(out, status, body).await
-        }
-        "var" => {
-            let name = param(&query, "name");
-            match spin_sdk::variables::get(&name) {
-                Ok(value) => respond(out, 200, value).await,
-                Err(e) => respond(out, 500, format!("{e:?}")).await,
-            }
-        }
+        "kv-set" | "kv-get" | "kv-delete" | "kv-exists" | "kv-keys" => reply(out, key_value(&query, tail)).await,
+        "var" => reply(out, spin_sdk::variables::get(&param(&query, "name")).map_err(debug)).await,
         "config" => {
             let name = param(&query, "name");
             match spin_sdk::wit::wasi::config::store::get(&name) {
                 Ok(Some(value)) => respond(out, 200, value).await,
                 Ok(None) => respond(out, 404, "<none>".into()).await,
-                Err(e) => respond(out, 500, format!("{e:?}")).await,
+                Err(e) => respond(out, 500, debug(e)).await,
             }
         }
-        "sql" | "sql3" => {
+        "sql" | "sql3" | "pg4" => {
             let body = match req.into_body().await {
                 Ok(body) => String::from_utf8_lossy(&body).into_owned(),
-                Err(e) => return respond(out, 400, format!("{e:?}")).await,
+                Err(e) => return respond(out, 400, debug(e)).await,
             };
-            let (status, text) = if tail == "sql" { sql2(&query, &body) } else { sql3(&query, &body) };
-            respond(out, status, text).await
-        }
-        "pg4" => {
-            let body = match req.into_body().await {
-                Ok(body) => String::from_utf8_lossy(&body).into_owned(),
-                Err(e) => return respond(out, 400, format!("{e:?}")).await,
+            let run = match tail {
+                "sql" => sql2,
+                "sql3" => sql3,
+                _ => pg4,
             };
-            let (status, text) = pg4(&query, &body);
-            respond(out, status, text).await
+            reply(out, run(&query, &body)).await
         }
         "fetch" => {
-            let url = param(&query, "url");
-            let request = spin_sdk::http::Request::get(url).build();
-            match spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
-                Ok(resp) => {
-                    let body = String::from_utf8_lossy(resp.body()).into_owned();
-                    respond(out, 200, format!("{} {body}", resp.status())).await
-                }
-                Err(e) => respond(out, 500, format!("{e:?}")).await,
-            }
+            let request = spin_sdk::http::Request::get(param(&query, "url")).build();
+            let result = spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await;
+            let result = result.map(|resp| format!("{} {}", resp.status(), String::from_utf8_lossy(resp.body())));
+            reply(out, result.map_err(debug)).await
         }
-        "wkv" => {
-            let (status, body) = wasi_keyvalue(&param(&query, "store"));
-            respond(out, status, body).await
-        }
+        "wkv" => reply(out, wasi_keyvalue(&param(&query, "store"))).await,
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p2 guest was asked to panic"),
         _ => respond(out, 200, format!("hello from p2 at {path}\n")).await,
@@ -87,24 +72,20 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 }
 
 fn param(query: &str, key: &str) -> String {
-    query
-        .split('&')
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == key).then(|| v.to_owned())
-        })
-        .unwrap_or_default()
+    wire::param(query, key).unwrap_or_default()
+}
+
+/// The `Debug` text of a host error: what a test reads from a 500.
+fn debug(e: impl std::fmt::Debug) -> String {
+    format!("{e:?}")
 }
 
 /// One key-value operation (see the p3 guest); errors are a 500 whose body
 /// is the error variant.
-fn key_value(query: &str, action: &str) -> (u16, String) {
-    let store = match spin_sdk::key_value::Store::open(param(query, "store").as_str()) {
-        Ok(store) => store,
-        Err(e) => return (500, format!("{e:?}")),
-    };
+fn key_value(query: &str, action: &str) -> Result<String, String> {
+    let store = spin_sdk::key_value::Store::open(param(query, "store").as_str()).map_err(debug)?;
     let key = param(query, "key");
-    let result = match action {
+    match action {
         "kv-set" => store.set(&key, param(query, "value").as_bytes()).map(|()| "ok".to_owned()),
         "kv-get" => store.get(&key).map(|v| match v {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -116,146 +97,83 @@ fn key_value(query: &str, action: &str) -> (u16, String) {
             keys.sort();
             keys.join(",")
         }),
-    };
-    match result {
-        Ok(body) => (200, body),
-        Err(e) => (500, format!("{e:?}")),
     }
+    .map_err(debug)
 }
 
-/// Decodes one parameter line (see the p3 guest's `sql`).
-fn decode(line: &str) -> (char, String) {
-    match line.split_once(':') {
-        Some((kind, value)) => (kind.chars().next().unwrap_or('n'), value.to_owned()),
-        None => ('n', String::new()),
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(v: &str) -> Vec<u8> {
-    (0..v.len() / 2)
-        .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
-        .collect()
-}
-
-/// The `fermyon:spin/sqlite@2.0.0` interface.
-fn sql2(query: &str, body: &str) -> (u16, String) {
-    use spin_sdk::sqlite::{Connection, Value};
+/// A SQL request's body (see the p3 guest's `sql`): the statement on its
+/// first line, and each further line a parameter `KIND:VALUE`, made a
+/// value by `value` from `KIND`'s first letter (`n` without one).
+fn statement<V>(body: &str, value: impl Fn(char, String) -> V) -> (&str, Vec<V>) {
     let mut lines = body.lines();
     let statement = lines.next().unwrap_or_default();
-    let params: Vec<Value> = lines
-        .map(decode)
-        .map(|(k, v)| match k {
-            'i' => Value::Integer(v.parse().unwrap_or_default()),
-            'r' => Value::Real(v.parse().unwrap_or_default()),
-            't' => Value::Text(v),
-            'b' => Value::Blob(unhex(&v)),
-            _ => Value::Null,
+    let params = lines
+        .map(|line| match line.split_once(':') {
+            Some((kind, v)) => value(kind.chars().next().unwrap_or('n'), v.to_owned()),
+            None => value('n', String::new()),
         })
         .collect();
-    let conn = match Connection::open(param(query, "db").as_str()) {
-        Ok(conn) => conn,
-        Err(e) => return (500, format!("{e:?}")),
-    };
-    match conn.execute(statement, &params) {
-        Ok(result) => {
-            let mut out = result.columns.join("|");
-            for row in &result.rows {
-                let cells: Vec<String> = row
-                    .values
-                    .iter()
-                    .map(|v| match v {
-                        Value::Integer(i) => format!("i:{i}"),
-                        Value::Real(r) => format!("r:{r}"),
-                        Value::Text(t) => format!("t:{t}"),
-                        Value::Blob(b) => format!("b:{}", hex(b)),
-                        Value::Null => "n".to_owned(),
-                    })
-                    .collect();
-                out.push('\n');
-                out.push_str(&cells.join("|"));
-            }
-            (200, out)
-        }
-        Err(e) => (500, format!("{e:?}")),
-    }
+    (statement, params)
+}
+
+
+
+/// The `fermyon:spin/sqlite@2.0.0` interface.
+fn sql2(query: &str, body: &str) -> Result<String, String> {
+    use spin_sdk::sqlite::{Connection, Value};
+    let (statement, params) = statement(body, |kind, v| match kind {
+        'i' => Value::Integer(v.parse().unwrap_or_default()),
+        'r' => Value::Real(v.parse().unwrap_or_default()),
+        't' => Value::Text(v),
+        'b' => Value::Blob(unhex(&v)),
+        _ => Value::Null,
+    });
+    let conn = Connection::open(param(query, "db").as_str()).map_err(debug)?;
+    let result = conn.execute(statement, &params).map_err(debug)?;
+    let mut out = result.columns.join("|");
+    push_rows!(out, &result.rows);
+    Ok(out)
 }
 
 /// `spin:postgres/postgres@4.0.0` (spin-sdk 5's `pg4`): the body's first
 /// line is a query, each further line a text (`t:`) or 64-bit (`i:`)
 /// parameter; the answer is the rows' values, `Debug`-printed.
-fn pg4(query: &str, body: &str) -> (u16, String) {
+fn pg4(query: &str, body: &str) -> Result<String, String> {
     use spin_sdk::pg4::{Connection, ParameterValue};
-    let mut lines = body.lines();
-    let statement = lines.next().unwrap_or_default();
-    let params: Vec<ParameterValue> = lines
-        .map(decode)
-        .map(|(k, v)| match k {
-            'i' => ParameterValue::Int64(v.parse().unwrap_or_default()),
-            't' => ParameterValue::Str(v),
-            _ => ParameterValue::DbNull,
-        })
-        .collect();
+    let (statement, params) = statement(body, |kind, v| match kind {
+        'i' => ParameterValue::Int64(v.parse().unwrap_or_default()),
+        't' => ParameterValue::Str(v),
+        _ => ParameterValue::DbNull,
+    });
     let address = param(query, "address").replace("%3F", "?").replace("%3D", "=");
-    let conn = match Connection::open(&address) {
-        Ok(conn) => conn,
-        Err(e) => return (500, format!("{e:?}")),
-    };
-    match conn.query(statement, &params) {
-        Ok(rows) => (
-            200,
-            rows.rows
-                .iter()
-                .map(|row| format!("{row:?}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        Err(e) => (500, format!("{e:?}")),
-    }
+    let conn = Connection::open(&address).map_err(debug)?;
+    let rows = conn.query(statement, &params).map_err(debug)?;
+    Ok(rows.rows.iter().map(|row| format!("{row:?}")).collect::<Vec<_>>().join("\n"))
 }
 
 /// The `spin:sqlite/sqlite@3.0.0` interface (spin-sdk 5's `sqlite3`).
-fn sql3(query: &str, body: &str) -> (u16, String) {
+fn sql3(query: &str, body: &str) -> Result<String, String> {
     use spin_sdk::sqlite3::{Connection, Value};
-    let mut lines = body.lines();
-    let statement = lines.next().unwrap_or_default();
-    let params: Vec<Value> = lines
-        .map(decode)
-        .map(|(k, v)| match k {
-            'i' => Value::Integer(v.parse().unwrap_or_default()),
-            't' => Value::Text(v),
-            _ => Value::Null,
-        })
-        .collect();
-    let conn = match Connection::open(param(query, "db").as_str()) {
-        Ok(conn) => conn,
-        Err(e) => return (500, format!("{e:?}")),
-    };
-    match conn.execute(statement, &params) {
-        Ok(result) => (
-            200,
-            format!(
-                "rows={} changes={} rowid={}",
-                result.rows.len(),
-                conn.changes(),
-                conn.last_insert_rowid()
-            ),
-        ),
-        Err(e) => (500, format!("{e:?}")),
-    }
+    let (statement, params) = statement(body, |kind, v| match kind {
+        'i' => Value::Integer(v.parse().unwrap_or_default()),
+        't' => Value::Text(v),
+        _ => Value::Null,
+    });
+    let conn = Connection::open(param(query, "db").as_str()).map_err(debug)?;
+    let result = conn.execute(statement, &params).map_err(debug)?;
+    Ok(format!(
+        "rows={} changes={} rowid={}",
+        result.rows.len(),
+        conn.changes(),
+        conn.last_insert_rowid()
+    ))
 }
 
 /// A scripted walk through `wasi:keyvalue` (store, atomics, batch); one
 /// line per step, so a test can compare the whole transcript.
-fn wasi_keyvalue(label: &str) -> (u16, String) {
+fn wasi_keyvalue(label: &str) -> Result<String, String> {
     use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
-    let bucket = match store::open(label) {
-        Ok(bucket) => bucket,
-        Err(e) => return (500, format!("{e:?}")),
-    };
+    let bucket = store::open(label).map_err(debug)?;
     let mut log = Vec::new();
     let show = |v: Option<Vec<u8>>| v.map_or("none".to_owned(), |b| String::from_utf8_lossy(&b).into_owned());
     let _ = bucket.set("w1", b"a");
@@ -288,11 +206,11 @@ fn wasi_keyvalue(label: &str) -> (u16, String) {
     let outcome = match atomics::swap(cas, b"d") {
         Ok(()) => "swapped".to_owned(),
         Err(atomics::CasError::CasFailed(_)) => "cas-failed".to_owned(),
-        Err(e) => format!("{e:?}"),
+        Err(e) => debug(e),
     };
     log.push(format!("contended swap = {outcome}"));
     log.push(format!("final w1 = {:?}", bucket.get("w1").map(show)));
-    (200, log.join("\n"))
+    Ok(log.join("\n"))
 }
 
 /// Streams the request body back without buffering it.
@@ -310,6 +228,14 @@ async fn echo(req: IncomingRequest, out: ResponseOutparam) {
             }
             Err(_) => return,
         }
+    }
+}
+
+/// `Ok` as a 200 with its text, `Err` as a 500 with the error's.
+async fn reply(out: ResponseOutparam, result: Result<String, String>) {
+    match result {
+        Ok(text) => respond(out, 200, text).await,
+        Err(e) => respond(out, 500, e).await,
     }
 }
 

@@ -3,6 +3,12 @@
 use spin_sdk::http::{BoxBody, FullBody, IntoResponse, Request, Response, box_body};
 use spin_sdk::http_service;
 
+#[macro_use]
+#[path = "../../wire.rs"]
+mod wire;
+
+use wire::unhex;
+
 /// Requests this instance has handled, this one included: 1 in a fresh
 /// instance, more in a reused one.
 static INVOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -21,7 +27,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         "headers" => Ok(text(spin_headers(&req))),
         // Answers after `?ms=N` milliseconds, without using CPU.
         "sleep" => {
-            let ms = query_number(&req, "ms").unwrap_or(1000);
+            let ms = query(&req, "ms").and_then(|ms| ms.parse().ok()).unwrap_or(1000);
             spin_sdk::time::sleep(std::time::Duration::from_millis(ms)).await;
             Ok(text(format!("slept {ms} ms\n")))
         }
@@ -51,7 +57,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             let name = query(&req, "name").unwrap_or_default();
             Ok(match spin_sdk::variables::get(&name).await {
                 Ok(value) => text(value),
-                Err(e) => failure(format!("{e:?}")),
+                Err(e) => failed(e),
             })
         }
         "sql" => sql(req).await,
@@ -86,7 +92,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                     let body = resp.into_body().collect().await?.to_bytes();
                     text(format!("{} {}", status.as_u16(), String::from_utf8_lossy(&body)))
                 }
-                Err(e) => failure(format!("{e:?}")),
+                Err(e) => failed(e),
             })
         }
         "trap" => core::arch::wasm32::unreachable(),
@@ -104,7 +110,7 @@ async fn key_value(req: &Request, action: &str) -> anyhow::Result<Response<BoxBo
     let key = query(req, "key").unwrap_or_default();
     let store = match Store::open(&label).await {
         Ok(store) => store,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     let result = match action {
         "kv-set" => store
@@ -121,7 +127,7 @@ async fn key_value(req: &Request, action: &str) -> anyhow::Result<Response<BoxBo
     };
     Ok(match result {
         Ok(body) => text(body),
-        Err(e) => failure(format!("{e:?}")),
+        Err(e) => failed(e),
     })
 }
 
@@ -129,54 +135,30 @@ async fn key_value(req: &Request, action: &str) -> anyhow::Result<Response<BoxBo
 /// line a parameter (`i:42`, `r:2.5`, `t:text`, `b:hex`, `n`). The answer is
 /// the columns joined by `|`, then one line per row in the same encoding.
 async fn sql(req: Request) -> anyhow::Result<Response<BoxBody>> {
-    use http_body_util::BodyExt;
     use spin_sdk::sqlite::{Connection, Value};
     let db = query(&req, "db").unwrap_or_else(|| "default".into());
-    let body = req.into_body().collect().await?.to_bytes();
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mut lines = body.lines();
-    let statement = lines.next().unwrap_or_default().to_owned();
-    let params: Vec<Value> = lines
-        .map(|l| match l.split_once(':') {
-            Some(("i", v)) => Value::Integer(v.parse().unwrap_or_default()),
-            Some(("r", v)) => Value::Real(v.parse().unwrap_or_default()),
-            Some(("t", v)) => Value::Text(v.to_owned()),
-            Some(("b", v)) => Value::Blob(
-                (0..v.len() / 2)
-                    .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
-                    .collect(),
-            ),
-            _ => Value::Null,
-        })
-        .collect();
+    let (statement, params) = statement(req, |param| match param {
+        Some(("i", v)) => Value::Integer(v.parse().unwrap_or_default()),
+        Some(("r", v)) => Value::Real(v.parse().unwrap_or_default()),
+        Some(("t", v)) => Value::Text(v.to_owned()),
+        Some(("b", v)) => Value::Blob(unhex(v)),
+        _ => Value::Null,
+    })
+    .await?;
     let conn = match Connection::open(&db).await {
         Ok(conn) => conn,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     let result = match conn.execute(statement, params).await {
         Ok(result) => result,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     let mut out = result.columns().join("|");
     let rows = match result.collect().await {
         Ok(rows) => rows,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
-    for row in rows {
-        let cells: Vec<String> = row
-            .values
-            .iter()
-            .map(|v| match v {
-                Value::Integer(i) => format!("i:{i}"),
-                Value::Real(r) => format!("r:{r}"),
-                Value::Text(t) => format!("t:{t}"),
-                Value::Blob(b) => format!("b:{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-                Value::Null => "n".to_owned(),
-            })
-            .collect();
-        out.push('\n');
-        out.push_str(&cells.join("|"));
-    }
+    push_rows!(out, rows);
     let changes = conn.changes().await;
     out.push_str(&format!("\nchanges={changes} rowid={}", conn.last_insert_rowid().await));
     Ok(text(out))
@@ -189,64 +171,54 @@ async fn sql(req: Request) -> anyhow::Result<Response<BoxBody>> {
 /// `astr:a,,b`, `null`). The answer is `name:type` per column, then one
 /// line per row of `Debug`-printed values; `execute` answers `rows=N`.
 async fn postgres(req: Request) -> anyhow::Result<Response<BoxBody>> {
-    use http_body_util::BodyExt;
     use spin_sdk::pg::{Connection, ParameterValue as P};
     let address = query(&req, "address")
         .unwrap_or_default()
         .replace("%3F", "?")
         .replace("%3D", "=");
     let op = query(&req, "op").unwrap_or_else(|| "query".into());
-    let body = req.into_body().collect().await?.to_bytes();
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mut lines = body.lines();
-    let statement = lines.next().unwrap_or_default().to_owned();
     let list = |v: &str| -> Vec<Option<String>> {
         v.split(',').map(|x| (!x.is_empty()).then(|| x.to_owned())).collect()
     };
     let num = |v: &str| v.parse::<i64>().unwrap_or_default();
-    let params: Vec<P> = lines
-        .map(|l| match l.split_once(':') {
-            Some(("bool", v)) => P::Boolean(v == "true"),
-            Some(("i16", v)) => P::Int16(num(v) as i16),
-            Some(("i32", v)) => P::Int32(num(v) as i32),
-            Some(("i64", v)) => P::Int64(num(v)),
-            Some(("f64", v)) => P::Floating64(v.parse().unwrap_or_default()),
-            Some(("str", v)) => P::Str(v.to_owned()),
-            Some(("bin", v)) => P::Binary(
-                (0..v.len() / 2)
-                    .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or_default())
-                    .collect(),
-            ),
-            Some(("json", v)) => P::Jsonb(v.as_bytes().to_vec()),
-            Some(("dec", v)) => P::Decimal(v.to_owned()),
-            Some(("uuid", v)) => P::Uuid(v.to_owned()),
-            Some(("ts", v)) => P::Timestamp(num(v)),
-            Some(("date", v)) => {
-                let p: Vec<i64> = v.split('-').map(num).collect();
-                P::Date((p[0] as i32, p[1] as u8, p[2] as u8))
-            }
-            Some(("dt", v)) => {
-                let p: Vec<i64> = v.split(['-', ' ', ':']).map(num).collect();
-                P::Datetime((p[0] as i32, p[1] as u8, p[2] as u8, p[3] as u8, p[4] as u8, p[5] as u8, 0))
-            }
-            Some(("ai64", v)) => P::ArrayInt64(list(v).iter().map(|x| x.as_deref().map(num)).collect()),
-            Some(("astr", v)) => P::ArrayStr(list(v)),
-            _ => P::DbNull,
-        })
-        .collect();
+    let (statement, params) = statement(req, |param| match param {
+        Some(("bool", v)) => P::Boolean(v == "true"),
+        Some(("i16", v)) => P::Int16(num(v) as i16),
+        Some(("i32", v)) => P::Int32(num(v) as i32),
+        Some(("i64", v)) => P::Int64(num(v)),
+        Some(("f64", v)) => P::Floating64(v.parse().unwrap_or_default()),
+        Some(("str", v)) => P::Str(v.to_owned()),
+        Some(("bin", v)) => P::Binary(unhex(v)),
+        Some(("json", v)) => P::Jsonb(v.as_bytes().to_vec()),
+        Some(("dec", v)) => P::Decimal(v.to_owned()),
+        Some(("uuid", v)) => P::Uuid(v.to_owned()),
+        Some(("ts", v)) => P::Timestamp(num(v)),
+        Some(("date", v)) => {
+            let p: Vec<i64> = v.split('-').map(num).collect();
+            P::Date((p[0] as i32, p[1] as u8, p[2] as u8))
+        }
+        Some(("dt", v)) => {
+            let p: Vec<i64> = v.split(['-', ' ', ':']).map(num).collect();
+            P::Datetime((p[0] as i32, p[1] as u8, p[2] as u8, p[3] as u8, p[4] as u8, p[5] as u8, 0))
+        }
+        Some(("ai64", v)) => P::ArrayInt64(list(v).iter().map(|x| x.as_deref().map(num)).collect()),
+        Some(("astr", v)) => P::ArrayStr(list(v)),
+        _ => P::DbNull,
+    })
+    .await?;
     let conn = match Connection::open(address).await {
         Ok(conn) => conn,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     if op == "execute" {
         return Ok(match conn.execute(statement, params).await {
             Ok(n) => text(format!("rows={n}")),
-            Err(e) => failure(format!("{e:?}")),
+            Err(e) => failed(e),
         });
     }
     let result = match conn.query(statement, params).await {
         Ok(result) => result,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     let columns: Vec<String> = result
         .columns()
@@ -257,7 +229,7 @@ async fn postgres(req: Request) -> anyhow::Result<Response<BoxBody>> {
     let mut out = columns.join("|");
     let rows = match result.collect().await {
         Ok(rows) => rows,
-        Err(e) => return Ok(failure(format!("{e:?}"))),
+        Err(e) => return Ok(failed(e)),
     };
     for row in rows {
         let cells: Vec<String> = (0..width).map(|i| format!("{:?}", row[i])).collect();
@@ -273,18 +245,27 @@ fn failure(body: String) -> Response<BoxBody> {
     resp
 }
 
-fn query(req: &Request, key: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| v.to_owned())
-    })
+/// A host error as a test reads it: a 500 with its `Debug` text.
+fn failed(e: impl std::fmt::Debug) -> Response<BoxBody> {
+    failure(format!("{e:?}"))
 }
 
-fn query_number(req: &Request, key: &str) -> Option<u64> {
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| v.parse().ok()).flatten()
-    })
+/// A SQL request's body: the statement on its first line, each further line
+/// a parameter `KIND:VALUE` (split in two, when it has a `:`), made a value
+/// by `value`.
+async fn statement<V>(req: Request, value: impl Fn(Option<(&str, &str)>) -> V) -> anyhow::Result<(String, Vec<V>)> {
+    use http_body_util::BodyExt;
+    let body = req.into_body().collect().await?.to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default().to_owned();
+    Ok((statement, lines.map(|line| value(line.split_once(':'))).collect()))
+}
+
+
+
+fn query(req: &Request, key: &str) -> Option<String> {
+    wire::param(req.uri().query()?, key)
 }
 
 fn text(body: String) -> Response<BoxBody> {
