@@ -117,14 +117,13 @@ impl InstanceRequests {
         for outcome in requests.iter() {
             outcome.waker.register(waker);
         }
-        !requests.is_empty() && requests.iter().all(|o| o.is_abandoned())
+        every_one_abandoned(&requests)
     }
 
     /// Whether every request the instance had was abandoned (and there was
     /// at least one).
     pub fn abandoned(&self) -> bool {
-        let requests = self.lock();
-        !requests.is_empty() && requests.iter().all(|o| o.is_abandoned())
+        every_one_abandoned(&self.lock())
     }
 
     /// The instance is idle: it holds on to no request (nor its capacity).
@@ -134,4 +133,9 @@ impl InstanceRequests {
             requests.clear();
         }
     }
+}
+
+/// At least one request, and every one of them abandoned.
+fn every_one_abandoned(requests: &[Arc<RequestOutcome>]) -> bool {
+    !requests.is_empty() && requests.iter().all(|o| o.is_abandoned())
 }
