@@ -69,6 +69,8 @@ pub struct LoadedApp {
     router: Router,
     /// Components by ID (only those reachable by a trigger).
     components: HashMap<String, Arc<ComponentSlot>>,
+    /// `static_response` triggers by their route key.
+    static_responses: HashMap<String, crate::manifest::StaticResponse>,
     admission: Admission,
     engine: Engine,
     max_request_body: u64,
@@ -90,6 +92,17 @@ impl LoadedApp {
     /// `application.name`.
     pub fn name(&self) -> &str {
         &self.app.name
+    }
+
+    /// `application.version`.
+    pub fn version(&self) -> Option<&str> {
+        self.app.version.as_deref()
+    }
+
+    /// The static response a route key leads to, if it is a
+    /// `static_response` trigger rather than a component.
+    pub fn static_response(&self, key: &str) -> Option<&crate::manifest::StaticResponse> {
+        self.static_responses.get(key)
     }
 
     /// Routes to component IDs.
@@ -133,6 +146,21 @@ impl LoadedApp {
     }
 }
 
+/// Fails, naming the import, if a component imports an interface the
+/// host does not link (core modules get theirs from the WASI adapter).
+fn check_imports(component: &crate::manifest::Component, bytes: &[u8]) -> Result<(), LoadError> {
+    if !wasmparser::Parser::is_component(bytes) {
+        return Ok(());
+    }
+    let err = |message: String| LoadError::Component {
+        component: component.id.clone(),
+        message,
+    };
+    let imports = crate::engine::imports::component_imports(bytes)
+        .map_err(|e| err(format!("is not a valid component: {e}")))?;
+    crate::engine::imports::check(&imports).map_err(|e| err(e.to_string()))
+}
+
 /// Builds the router and component slots of `app`. Components with
 /// `min_warm > 0` are loaded now; the rest on their first request. Every
 /// component's Wasm file must exist and be Wasm, so a typo in `source`
@@ -140,6 +168,17 @@ impl LoadedApp {
 pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     if app.http_triggers.is_empty() {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
+    }
+    if let Some(t) = app
+        .http_triggers
+        .iter()
+        .find(|t| matches!(t.executor, crate::manifest::HttpExecutor::Wagi { .. }))
+    {
+        return Err(LoadError::Component {
+            component: t.component.clone(),
+            message: "the Wagi executor (executor = { type = \"wagi\" }) is not supported yet: build the component as a wasi:http handler".into(),
+        }
+        .into());
     }
     let (router, duplicates) = Router::build(
         &app.http_base,
@@ -196,11 +235,19 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         .filter(|c| served.contains(c.id.as_str()))
     {
         check_source(component)?;
-        if !component.dependencies.is_empty() {
-            // Composition errors stop startup rather than the first request;
-            // the result is cached for the component's first load.
-            component_bytes(component, cache.dir())?;
-        }
+        // Composition errors stop startup rather than the first request
+        // (the result is cached for the component's first load), and so
+        // does an import the host lacks.
+        let bytes = if component.dependencies.is_empty() {
+            std::fs::read(&component.source).map_err(|source| LoadError::Source {
+                component: component.id.clone(),
+                path: component.source.display().to_string(),
+                source,
+            })?
+        } else {
+            component_bytes(component, cache.dir())?
+        };
+        check_imports(component, &bytes)?;
         let policy = settings.runtime_config.scaling(&component.id);
         let slot = ComponentSlot::new(component.clone(), policy.clone(), loader.clone());
         components.insert(component.id.clone(), Arc::new(slot));
@@ -213,10 +260,16 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         settings.engine.max_instances as usize,
         settings.queue.clone(),
     );
+    let static_responses = app
+        .http_triggers
+        .iter()
+        .filter_map(|t| Some((t.component.clone(), t.static_response.clone()?)))
+        .collect();
     Ok(LoadedApp {
         app,
         router,
         components,
+        static_responses,
         admission,
         engine,
         max_request_body: settings.max_request_body,

@@ -177,6 +177,33 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody
     resp
 }
 
+/// A status with no body (Spin's 404).
+pub fn empty(status: StatusCode) -> Response<ResponseBody> {
+    let mut resp = text(status, "");
+    resp.headers_mut().remove(http::header::CONTENT_TYPE);
+    resp
+}
+
+/// A trigger's `static_response`.
+pub fn static_response(r: &crate::manifest::StaticResponse) -> Response<ResponseBody> {
+    let status = StatusCode::from_u16(r.status_code).unwrap_or(StatusCode::OK);
+    let mut resp = empty(status);
+    if let Some(body) = &r.body {
+        resp = text(status, body.clone());
+        resp.headers_mut().remove(http::header::CONTENT_TYPE);
+    }
+    for (name, value) in &r.headers {
+        // Checked when the manifest was read.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(name, value);
+        }
+    }
+    resp
+}
+
 /// Chained requests (`http://NAME.spin.internal`, `self`) run here, in
 /// process, on the app's own components.
 impl Chain for LoadedApp {
@@ -196,6 +223,13 @@ impl Chain for LoadedApp {
                     .route(&path)
                     .ok_or(HttpError::DestinationNotFound)?,
             };
+            if let Some(r) = app.static_response(&route.component) {
+                let response = static_response(r).map(|body| {
+                    body.map_err(|e| HttpError::InternalError(Some(e.to_string())))
+                        .boxed_unsync()
+                });
+                return Ok((response, Box::new(async { Ok(()) }) as IoFuture));
+            }
             let Some(slot) = app.component(&route.component).cloned() else {
                 tracing::warn!(component = %caller, target = %route.component, "chained request to an unknown component");
                 return Err(HttpError::DestinationNotFound);

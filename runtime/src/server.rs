@@ -18,15 +18,13 @@ use std::time::Instant;
 
 use crate::app::LoadedApp;
 use crate::body::LimitedBody;
-use crate::dispatch::{ResponseBody, invoke, text};
+use crate::dispatch::{ResponseBody, empty, invoke, static_response, text};
 use crate::engine::epoch::EpochTicker;
 use crate::outcome::RequestOutcome;
 use crate::spin_headers::prepare;
 
-/// Where Spin answers health checks.
-pub const HEALTH_PATH: &str = "/.well-known/spin/health";
-/// Where Spin describes itself.
-pub const INFO_PATH: &str = "/.well-known/spin/info";
+/// Paths Spin answers itself (`health`, `info`; anything else is 404).
+pub const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
 /// How the listener treats connections.
 #[derive(Debug, Clone)]
@@ -209,25 +207,22 @@ pub async fn handle(
     client: SocketAddr,
 ) -> Response<ResponseBody> {
     let path = req.uri().path().to_owned();
-    if path == HEALTH_PATH {
-        return text(StatusCode::OK, "OK");
-    }
-    if path == INFO_PATH {
-        let info = serde_json::json!({
-            "name": app.name(),
-            "runtime": "trib",
-            "version": env!("CARGO_PKG_VERSION"),
-        });
-        let mut resp = text(StatusCode::OK, info.to_string());
-        resp.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        return resp;
+    // Spin answers its own paths before routing, so even a catch-all
+    // route never sees them.
+    if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+        return match well_known {
+            "health" => text(StatusCode::OK, "OK"),
+            "info" => app_info(app),
+            _ => empty(StatusCode::NOT_FOUND),
+        };
     }
     let Some(route) = app.router().route(&path) else {
-        return text(StatusCode::NOT_FOUND, "Not Found");
+        return empty(StatusCode::NOT_FOUND);
     };
+    if let Some(response) = app.static_response(&route.component) {
+        crate::metrics::request_done(&route.component, response.status_code, Duration::ZERO);
+        return static_response(response);
+    }
     let Some(slot) = app.component(&route.component) else {
         tracing::error!(component = %route.component, "routed to a component that is not loaded");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
@@ -259,6 +254,23 @@ pub async fn handle(
         }
     };
     invoke(app, slot, component, req, outcome, started).await
+}
+
+/// `/.well-known/spin/info`: Spin's app info (name, and version when the
+/// manifest has one), pretty-printed JSON as Spin sends it.
+fn app_info(app: &LoadedApp) -> Response<ResponseBody> {
+    let mut info = serde_json::Map::new();
+    info.insert("name".into(), app.name().into());
+    if let Some(version) = app.version() {
+        info.insert("version".into(), version.into());
+    }
+    let body = serde_json::to_string_pretty(&info).unwrap_or_default();
+    let mut resp = text(StatusCode::OK, body);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn content_length(req: &Request<Incoming>) -> Option<u64> {

@@ -69,7 +69,12 @@ pub fn prepare<B>(
     set(COMPONENT_ROUTE, route.component_route())?;
     set(CLIENT_ADDR, &client.to_string())?;
     for (name, value) in &route.params {
-        let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+        // Spin upper-cases the name and turns `_` into `-`; header names
+        // travel lower-case.
+        let name = format!(
+            "spin-path-match-{}",
+            name.to_ascii_lowercase().replace('_', "-")
+        );
         set(HeaderName::from_bytes(name.as_bytes())?, value)?;
     }
     Ok(Request::from_parts(parts, body))
@@ -110,6 +115,24 @@ mod tests {
         assert!(header(&req, "spin-matched-route").is_some());
         assert!(header(&req, "spin-component-route").is_some());
         assert!(header(&req, "spin-raw-component-route").is_some());
+    }
+
+    #[test]
+    fn parameter_headers_are_named_as_spin_names_them() {
+        let mut route = RouteMatch::synthetic("api", "/base/a/b");
+        route.params = vec![
+            ("path_segment".into(), "a".into()),
+            ("pathEnd".into(), "b".into()),
+        ];
+        let req = Request::builder()
+            .uri("/base/a/b")
+            .body(())
+            .expect("request");
+        let client: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let req = prepare(req, &route, client, "/").expect("prepared");
+        assert_eq!(header(&req, "spin-path-match-path-segment"), Some("a"));
+        assert_eq!(header(&req, "spin-path-match-pathend"), Some("b"));
+        assert_eq!(header(&req, "spin-path-match-path_segment"), None);
     }
 
     #[test]

@@ -19,4 +19,5 @@ mod postgres;
 mod scaling;
 mod segment_compat;
 mod serving;
+mod spin_parity;
 mod support;

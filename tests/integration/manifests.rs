@@ -160,3 +160,31 @@ source = "internal.wasm"
         trib::manifest::HttpRoute::Private
     );
 }
+
+/// An app importing an interface trib lacks is refused at startup with one
+/// line naming the component, the import and what trib has instead (golden
+/// file `tests/manifests/imports/needs-llm.err`), as Spin refuses it; it
+/// never starts and then answers 500s.
+#[test]
+fn an_app_importing_what_trib_lacks_fails_trib_up_with_one_line() {
+    let golden = repo_root().join("tests/manifests/imports");
+    let app = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(golden.join("spin.toml"), app.path().join("spin.toml")).expect("manifest");
+    let wasm = wat::parse_file(golden.join("needs-llm.wat")).expect("valid WAT");
+    std::fs::write(app.path().join("needs-llm.wasm"), wasm).expect("component");
+    let out = trib()
+        .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
+        .arg(app.path())
+        .env("TRIB_LOG", "warn")
+        .output()
+        .expect("trib runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = std::fs::read_to_string(golden.join("needs-llm.err")).expect("golden");
+    assert_eq!(stderr.trim_end(), expected.trim_end());
+    assert!(
+        out.stdout.is_empty(),
+        "nothing starts: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

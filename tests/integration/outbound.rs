@@ -9,14 +9,14 @@ use crate::support::{AppDir, Trib, assert_mentions, metric, shared_cache};
 
 /// A loopback HTTP/1.1 server that answers `upstream ok PATH` and counts
 /// the TCP connections it accepts.
-struct Upstream {
-    addr: SocketAddr,
+pub(crate) struct Upstream {
+    pub(crate) addr: SocketAddr,
     connections: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Upstream {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let connections = Arc::new(AtomicUsize::new(0));
         let listener = runtime

@@ -12,6 +12,7 @@ pub mod compile_cache;
 pub mod componentize;
 pub mod compose;
 pub mod epoch;
+pub mod imports;
 pub mod loader;
 
 use anyhow::Context as _;

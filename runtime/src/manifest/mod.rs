@@ -10,6 +10,7 @@
 //! and its keys, [`template`] parses the `{{ name }}` templates that
 //! [`crate::variables`] later expands, and [`names`] holds the naming rules.
 
+mod allowed_http_hosts;
 mod dependencies;
 mod diagnostics;
 mod names;
@@ -34,6 +35,8 @@ pub use crate::config_file::ConfigFileError as ManifestError;
 pub struct App {
     /// `application.name`.
     pub name: String,
+    /// `application.version`, shown by `/.well-known/spin/info`.
+    pub version: Option<String>,
     /// The manifest file this app was read from.
     pub manifest_path: PathBuf,
     /// The directory relative paths in the manifest are resolved against.
@@ -133,8 +136,38 @@ pub struct BuildConfig {
 pub struct HttpTrigger {
     /// Where the trigger is reachable from outside.
     pub route: HttpRoute,
-    /// The component that handles it.
+    /// What the route leads to: the component ID, or for a static response
+    /// the trigger's own ID (the key Spin routes and prints it by).
     pub component: String,
+    /// How the component is called (`executor`).
+    pub executor: HttpExecutor,
+    /// `static_response`: answered by the host, no component involved.
+    pub static_response: Option<StaticResponse>,
+}
+
+/// `executor` of an HTTP trigger: Spin's `http` (alias `spin`) or `wagi`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HttpExecutor {
+    /// The component exports a `wasi:http` handler.
+    #[default]
+    Http,
+    /// The component is a WASI command run as a CGI program (Wagi).
+    Wagi {
+        /// `argv`, with `${SCRIPT_NAME}` and `${ARGS}` still unexpanded.
+        argv: String,
+    },
+}
+
+/// `static_response = { status_code, headers, body }`: what Spin sends for
+/// a trigger without a component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticResponse {
+    /// The status (200 when not given).
+    pub status_code: u16,
+    /// Response headers, in manifest order.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty when not given).
+    pub body: Option<String>,
 }
 
 /// `route` of an HTTP trigger.

@@ -92,11 +92,42 @@ pub struct RawHttpTrigger {
     #[serde(default)]
     pub id: Option<Spanned<String>>,
     pub route: Spanned<RawRoute>,
-    pub component: Spanned<RawTriggerComponent>,
     #[serde(default)]
-    pub executor: Option<toml::Table>,
+    pub component: Option<Spanned<RawTriggerComponent>>,
     #[serde(default)]
-    pub static_response: Option<toml::Table>,
+    pub executor: Option<Spanned<RawExecutor>>,
+    #[serde(default)]
+    pub static_response: Option<Spanned<RawStaticResponse>>,
+}
+
+/// `executor = { type = "http" }` (alias `spin`) or `{ type = "wagi", argv }`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawExecutor {
+    #[serde(alias = "spin")]
+    Http,
+    Wagi(RawWagi),
+}
+
+/// The Wagi executor's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawWagi {
+    pub argv: Option<String>,
+    /// Deprecated in Spin; only `_start` is accepted.
+    pub entrypoint: Option<Spanned<String>>,
+}
+
+/// `static_response = { status_code, headers, body }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaticResponse {
+    #[serde(default)]
+    pub status_code: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// `route = "/path"` or `route = { private = true }`.
@@ -162,9 +193,10 @@ pub struct RawComponent {
     pub environment: IndexMap<String, String>,
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<Spanned<String>>,
-    /// Spin 1's spelling, still accepted by Spin 2 manifests as an error.
+    /// Spin 1's spelling: converted to `allowed_outbound_hosts` with a
+    /// warning, as Spin does.
     #[serde(default)]
-    pub allowed_http_hosts: Option<Spanned<toml::Value>>,
+    pub allowed_http_hosts: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub key_value_stores: Vec<Spanned<String>>,
     #[serde(default)]

@@ -9,12 +9,13 @@ use super::dependencies::dependencies;
 use super::diagnostics::{offset_of_key, syntax_error, toml_error};
 use super::names::{is_kebab, is_label, is_variable_name};
 use super::raw::{
-    RawBuild, RawCommands, RawComponent, RawFileMount, RawManifest, RawRoute, RawSource,
-    RawTriggerComponent,
+    RawBuild, RawCommands, RawComponent, RawExecutor, RawFileMount, RawHttpTrigger, RawManifest,
+    RawRoute, RawSource, RawStaticResponse, RawTriggerComponent,
 };
 use super::template::{self, Part};
 use super::{
-    App, BuildConfig, Component, FileMount, HttpRoute, HttpTrigger, ManifestError, Variable,
+    App, BuildConfig, Component, FileMount, HttpExecutor, HttpRoute, HttpTrigger, ManifestError,
+    StaticResponse, Variable,
 };
 use crate::config_file::Locator;
 
@@ -116,32 +117,52 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
                 ));
             }
         };
-        if let Some(executor) = &trigger.executor {
-            let kind = executor.get("type").and_then(toml::Value::as_str);
-            if kind != Some("spin") {
+        let executor = executor(&loc, &field, trigger)?;
+        let Some(raw_component) = &trigger.component else {
+            let Some(response) = &trigger.static_response else {
                 return Err(loc.error(
                     trigger_span,
-                    format!("{field}.executor"),
-                    format!(
-                        "executor {} is not supported: only Spin HTTP components (remove `executor` or use {{ type = \"spin\" }})",
-                        kind.map_or("without a type".to_owned(), |k| format!("{k:?}"))
-                    ),
+                    format!("{field}.component"),
+                    "missing: a trigger needs a `component` or a `static_response` (e.g. static_response = { status_code = 404 })",
+                ));
+            };
+            // Routed by the trigger's ID, as Spin does; it must not be
+            // mistaken for a component.
+            let id = match &trigger.id {
+                Some(id) => {
+                    check_trigger_id(&loc, &field, id)?;
+                    id.get_ref().clone()
+                }
+                None => format!("static-response-{}", index + 1),
+            };
+            if raw.component.keys().any(|c| c.get_ref() == &id) {
+                return Err(loc.error(
+                    trigger_span,
+                    format!("{field}.id"),
+                    format!("{id:?} is already a component ID: give the trigger another id"),
                 ));
             }
-        }
+            http_triggers.push(HttpTrigger {
+                route,
+                component: id,
+                executor,
+                static_response: Some(static_response(&loc, &field, response)?),
+            });
+            continue;
+        };
         if trigger.static_response.is_some() {
             return Err(loc.error(
                 trigger_span,
                 format!("{field}.static_response"),
-                "static responses are not supported yet (serve the content from a component)",
+                "a trigger has either a `component` or a `static_response`, not both: remove one",
             ));
         }
-        let component_id = match trigger.component.get_ref() {
+        let component_id = match raw_component.get_ref() {
             RawTriggerComponent::Reference(id) => {
                 if !components.contains_key(id) {
                     let known: Vec<&str> = components.keys().map(String::as_str).collect();
                     return Err(loc.error(
-                        trigger.component.span().start,
+                        raw_component.span().start,
                         format!("{field}.component"),
                         format!(
                             "no component named {id:?} (define [component.{id}] or use one of: {})",
@@ -183,11 +204,14 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
         http_triggers.push(HttpTrigger {
             route,
             component: component_id,
+            executor,
+            static_response: None,
         });
     }
 
     Ok(App {
         name: raw.application.name.into_inner(),
+        version: raw.application.version.clone(),
         manifest_path: path.to_owned(),
         root,
         http_base,
@@ -244,6 +268,74 @@ fn check_component_id(loc: &Locator<'_>, id: &Spanned<String>) -> Result<(), Man
     Ok(())
 }
 
+/// `executor`: Spin's `http` (or its alias `spin`) and `wagi`.
+fn executor(
+    loc: &Locator<'_>,
+    field: &str,
+    trigger: &RawHttpTrigger,
+) -> Result<HttpExecutor, ManifestError> {
+    Ok(match trigger.executor.as_ref().map(Spanned::get_ref) {
+        None | Some(RawExecutor::Http) => HttpExecutor::Http,
+        Some(RawExecutor::Wagi(wagi)) => {
+            if let Some(entry) = &wagi.entrypoint
+                && entry.get_ref() != "_start"
+            {
+                return Err(loc.error(
+                    entry.span().start,
+                    format!("{field}.executor.entrypoint"),
+                    "is deprecated and only \"_start\" is supported: remove it",
+                ));
+            }
+            HttpExecutor::Wagi {
+                argv: wagi
+                    .argv
+                    .clone()
+                    .unwrap_or_else(|| "${SCRIPT_NAME} ${ARGS}".to_owned()),
+            }
+        }
+    })
+}
+
+/// A `static_response` table, with a status hyper can send.
+fn static_response(
+    loc: &Locator<'_>,
+    field: &str,
+    raw: &Spanned<RawStaticResponse>,
+) -> Result<StaticResponse, ManifestError> {
+    let r = raw.get_ref();
+    let status_code = match &r.status_code {
+        Some(code) if !(100..=999).contains(code.get_ref()) => {
+            return Err(loc.error(
+                code.span().start,
+                format!("{field}.static_response.status_code"),
+                "must be an HTTP status between 100 and 999",
+            ));
+        }
+        Some(code) => *code.get_ref(),
+        None => 200,
+    };
+    for (name, value) in &r.headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(loc.error(
+                raw.span().start,
+                format!("{field}.static_response.headers"),
+                format!("{name:?} is not a valid header name and value"),
+            ));
+        }
+    }
+    Ok(StaticResponse {
+        status_code,
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body: r.body.clone(),
+    })
+}
+
 fn check_trigger_id(
     loc: &Locator<'_>,
     field: &str,
@@ -290,11 +382,11 @@ fn check_route(
         format!("/{route}")
     };
     if absolute.starts_with(RESERVED_ROUTE_PREFIX) {
-        return Err(loc.error(
-            at,
-            field,
-            format!("routes under {RESERVED_ROUTE_PREFIX} are reserved for the host (choose another path)"),
-        ));
+        // Spin runs such an app and says so; so do we.
+        tracing::warn!(
+            route,
+            "routes under {RESERVED_ROUTE_PREFIX} are handled by the runtime and will never be reached"
+        );
     }
     if let Err(e) = crate::route_pattern::check_pattern(&absolute) {
         return Err(loc.error(at, field, format!("invalid route {route:?}: {e}")));
@@ -327,13 +419,19 @@ fn component(
             ));
         }
     };
-    if let Some(hosts) = &raw.allowed_http_hosts {
-        return Err(loc.error(
-            hosts.span().start,
-            field("allowed_http_hosts"),
-            "is Spin 1 syntax: use allowed_outbound_hosts = [\"https://example.com\"] instead",
-        ));
-    }
+    let converted_http_hosts = match &raw.allowed_http_hosts {
+        Some(hosts) => {
+            let converted = super::allowed_http_hosts::convert(hosts.get_ref())
+                .map_err(|e| loc.error(hosts.span().start, field("allowed_http_hosts"), e))?;
+            tracing::warn!(
+                component = id,
+                converted = ?converted,
+                "allowed_http_hosts is deprecated (Spin 1 syntax): use allowed_outbound_hosts; converted"
+            );
+            converted
+        }
+        None => Vec::new(),
+    };
     let dependencies = dependencies(loc, root, id, raw)?;
     let mut files = Vec::new();
     for mount in &raw.files {
@@ -388,6 +486,7 @@ fn component(
         )?;
         allowed_outbound_hosts.push(host.get_ref().clone());
     }
+    allowed_outbound_hosts.extend(converted_http_hosts);
     let mut component_variables = IndexMap::new();
     for (name, template) in &raw.variables {
         let f = format!("component.{id}.variables.{}", name.get_ref());
