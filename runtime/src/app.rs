@@ -217,6 +217,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         key_value,
         sqlite,
         postgres: Arc::default(),
+        redis: Arc::default(),
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),

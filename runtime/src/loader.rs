@@ -19,6 +19,7 @@ use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Databases, SqliteAccess};
 use crate::variables::Resolved;
@@ -47,6 +48,8 @@ pub struct Loader {
     pub sqlite: Arc<Databases>,
     /// PostgreSQL connection pools.
     pub postgres: Arc<PostgresPools>,
+    /// Redis connections.
+    pub redis: Arc<RedisPools>,
     /// The engine.
     pub engine: Engine,
     /// The host's interfaces.
@@ -83,6 +86,7 @@ impl Loader {
                 Arc::new(allowed.clone()),
                 self.postgres.clone(),
             ),
+            redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
         };
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),

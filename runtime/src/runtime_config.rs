@@ -87,6 +87,40 @@ pub enum KeyValueStoreConfig {
         /// The database file.
         path: Option<std::path::PathBuf>,
     },
+    /// `type = "redis"`: the Redis server at `url`, keys as the guest
+    /// names them (Spin's layout).
+    Redis {
+        /// `redis://[user:password@]host[:port][/db]` or `rediss://...`.
+        url: RedisUrl,
+    },
+}
+
+/// A Redis URL as the runtime config gives it: it may hold a password, so
+/// `Debug` shows it with the user information replaced.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL, password included, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match self.0.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                match rest[..authority_end].rfind('@') {
+                    Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                    None => self.0.clone(),
+                }
+            }
+            None => "<not a URL>".to_owned(),
+        };
+        f.debug_tuple("RedisUrl").field(&shown).finish()
+    }
 }
 
 impl RuntimeConfig {
@@ -125,6 +159,8 @@ struct RawKeyValueStore {
     kind: Spanned<String>,
     #[serde(default)]
     path: Option<String>,
+    #[serde(default)]
+    url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,14 +244,52 @@ pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, Config
     let mut key_value_stores = IndexMap::new();
     for (label, raw) in raw.key_value_store {
         let store = match raw.kind.get_ref().as_str() {
+            "spin" if raw.url.is_some() => {
+                return Err(loc.error(
+                    raw.kind.span().start,
+                    format!("key_value_store.{}.url", label.get_ref()),
+                    "a \"spin\" store has a path, not a url (type = \"redis\" takes a url)",
+                ));
+            }
             "spin" => KeyValueStoreConfig::Spin {
                 path: raw.path.map(|p| base.join(p)),
             },
+            "redis" => {
+                let field = |f: &str| format!("key_value_store.{}.{f}", label.get_ref());
+                let Some(url) = raw.url else {
+                    return Err(loc.error(
+                        raw.kind.span().start,
+                        field("url"),
+                        "a \"redis\" store needs url = \"redis://host:port\"",
+                    ));
+                };
+                if raw.path.is_some() {
+                    return Err(loc.error(
+                        raw.kind.span().start,
+                        field("path"),
+                        "a \"redis\" store has a url, not a path",
+                    ));
+                }
+                let valid = redis::IntoConnectionInfo::into_connection_info(url.get_ref().as_str())
+                    .is_ok_and(|info| !matches!(info.addr(), redis::ConnectionAddr::Unix(_)));
+                if !valid {
+                    return Err(loc.error(
+                        url.span().start,
+                        field("url"),
+                        "not a Redis URL: use redis://[user:password@]host[:port][/db] or rediss://...",
+                    ));
+                }
+                KeyValueStoreConfig::Redis {
+                    url: RedisUrl(url.into_inner()),
+                }
+            }
             other => {
                 return Err(loc.error(
                     raw.kind.span().start,
                     format!("key_value_store.{}.type", label.get_ref()),
-                    format!("store type {other:?} is not supported (use \"spin\" for SQLite)"),
+                    format!(
+                        "store type {other:?} is not supported (use \"spin\" for SQLite or \"redis\")"
+                    ),
                 ));
             }
         };

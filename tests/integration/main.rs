@@ -16,6 +16,7 @@ mod manifests;
 mod outbound;
 mod pipeline;
 mod postgres;
+mod redis_api;
 mod scaling;
 mod segment_compat;
 mod serving;

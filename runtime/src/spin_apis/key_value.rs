@@ -1,6 +1,7 @@
-//! Key-value stores backed by SQLite, Spin's layout: one table
-//! `spin_key_value(store, key, value)` per database file, so a `.spin/`
-//! directory written by `spin up` reads the same under `trib up`.
+//! Key-value stores, on SQLite or Redis ([`Backend`]). SQLite stores keep
+//! Spin's layout: one table `spin_key_value(store, key, value)` per
+//! database file, so a `.spin/` directory written by `spin up` reads the
+//! same under `trib up`; Redis stores are [`super::key_value_redis`].
 //!
 //! A store is reachable only from components that list its label in
 //! `key_value_stores` (otherwise `access-denied`). The `default` label is an
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::key_value_redis::RedisKvStore;
 
 /// Spin's key-value error cases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,18 +90,27 @@ impl SqliteStore {
     }
 }
 
+/// Where one store's data lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A table in a SQLite file (or in memory).
+    Sqlite(Arc<SqliteStore>),
+    /// A Redis server.
+    Redis(Arc<RedisKvStore>),
+}
+
 /// The app's stores by label, shared by every instance.
 #[derive(Debug, Default)]
 pub struct KeyValueStores {
-    stores: HashMap<String, Arc<SqliteStore>>,
+    stores: HashMap<String, Backend>,
 }
 
 impl KeyValueStores {
     /// Stores by label; `default` is added at `default_path` unless given.
-    pub fn new(mut stores: HashMap<String, Arc<SqliteStore>>, default_path: PathBuf) -> Self {
+    pub fn new(mut stores: HashMap<String, Backend>, default_path: PathBuf) -> Self {
         stores
             .entry("default".to_owned())
-            .or_insert_with(|| Arc::new(SqliteStore::new(Some(default_path))));
+            .or_insert_with(|| Backend::Sqlite(Arc::new(SqliteStore::new(Some(default_path)))));
         Self { stores }
     }
 
@@ -108,7 +120,7 @@ impl KeyValueStores {
     }
 
     /// The store for `label`.
-    pub fn get(&self, label: &str) -> Option<&Arc<SqliteStore>> {
+    pub fn get(&self, label: &str) -> Option<&Backend> {
         self.stores.get(label)
     }
 }
@@ -124,7 +136,7 @@ pub struct KeyValueAccess {
 #[derive(Debug, Clone)]
 pub struct StoreHandle {
     label: String,
-    store: Arc<SqliteStore>,
+    backend: Backend,
 }
 
 impl KeyValueAccess {
@@ -144,25 +156,41 @@ impl KeyValueAccess {
         let store = self.stores.get(label).ok_or(KvError::NoSuchStore)?;
         Ok(StoreHandle {
             label: label.to_owned(),
-            store: store.clone(),
+            backend: store.clone(),
         })
     }
 }
 
 impl StoreHandle {
+    /// Runs `f` on the SQLite store's connection with the store's label,
+    /// on tokio's blocking pool (each method handles Redis stores first).
     async fn blocking<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, &str) -> rusqlite::Result<R> + Send + 'static,
     ) -> Result<R, KvError> {
-        let store = self.store.clone();
+        let Backend::Sqlite(store) = &self.backend else {
+            return Err(KvError::Other("not a SQLite store".into()));
+        };
+        let store = store.clone();
         let label = self.label.clone();
         tokio::task::spawn_blocking(move || store.with(|conn| f(conn, &label)))
             .await
             .map_err(|e| KvError::Other(format!("key-value task failed: {e}")))?
     }
 
+    /// The store's Redis server, if it is on one.
+    fn redis(&self) -> Option<&RedisKvStore> {
+        match &self.backend {
+            Backend::Redis(redis) => Some(redis),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
     /// The value of `key`, if any.
     pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.get(key).await;
+        }
         self.blocking(move |conn, label| {
             conn.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .query_row(params![label, key], |row| row.get(0))
@@ -173,6 +201,9 @@ impl StoreHandle {
 
     /// Sets `key` to `value`.
     pub async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.set(key, value).await;
+        }
         self.blocking(move |conn, label| {
             conn.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
@@ -186,6 +217,9 @@ impl StoreHandle {
 
     /// Deletes `key` (no error if absent).
     pub async fn delete(&self, key: String) -> Result<(), KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.delete(key).await;
+        }
         self.blocking(move |conn, label| {
             conn.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .execute(params![label, key])
@@ -196,6 +230,9 @@ impl StoreHandle {
 
     /// Whether `key` exists.
     pub async fn exists(&self, key: String) -> Result<bool, KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.exists(key).await;
+        }
         self.blocking(move |conn, label| {
             conn.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                 .exists(params![label, key])
@@ -205,6 +242,9 @@ impl StoreHandle {
 
     /// Every key in the store.
     pub async fn keys(&self) -> Result<Vec<String>, KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.keys().await;
+        }
         self.blocking(move |conn, label| {
             let mut stmt = conn
                 .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
@@ -242,6 +282,9 @@ impl StoreHandle {
     /// Adds `delta` to the 8-byte little-endian integer at `key` (missing
     /// counts as 0) in one transaction, and returns the new value.
     pub async fn increment(&self, key: String, delta: i64) -> Result<i64, KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.increment(key, delta).await;
+        }
         self.blocking(move |conn, label| {
             let tx = conn.unchecked_transaction()?;
             let old: Option<Vec<u8>> = tx
@@ -278,6 +321,9 @@ impl StoreHandle {
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.get_many(keys).await;
+        }
         self.blocking(move |conn, label| {
             let mut stmt = conn
                 .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
@@ -295,6 +341,9 @@ impl StoreHandle {
 
     /// Sets every pair in one transaction.
     pub async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.set_many(pairs).await;
+        }
         self.blocking(move |conn, label| {
             let tx = conn.unchecked_transaction()?;
             {
@@ -313,6 +362,9 @@ impl StoreHandle {
 
     /// Deletes every key in one transaction.
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), KvError> {
+        if let Some(redis) = self.redis() {
+            return redis.delete_many(keys).await;
+        }
         self.blocking(move |conn, label| {
             let tx = conn.unchecked_transaction()?;
             {
@@ -334,6 +386,9 @@ impl StoreHandle {
         seen: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<(), SwapError> {
+        if let Some(redis) = self.redis() {
+            return redis.swap(key, seen, value).await;
+        }
         let changed = self
             .blocking(move |conn, label| {
                 let tx = conn.unchecked_transaction()?;
@@ -376,10 +431,22 @@ impl KeyValueStores {
             .key_value_stores
             .iter()
             .map(|(label, store)| {
-                let crate::runtime_config::KeyValueStoreConfig::Spin { path } = store;
-                (label.clone(), Arc::new(SqliteStore::new(path.clone())))
+                use crate::runtime_config::KeyValueStoreConfig;
+                let backend = match store {
+                    KeyValueStoreConfig::Spin { path } => {
+                        Backend::Sqlite(Arc::new(SqliteStore::new(path.clone())))
+                    }
+                    KeyValueStoreConfig::Redis { url } => {
+                        let redis = RedisKvStore::new(url).map_err(|e| {
+                            anyhow::anyhow!("key_value_store.{label}: {e}")
+                        })?;
+                        tracing::info!(store = %label, server = redis.summary(), "key-value store on Redis");
+                        Backend::Redis(Arc::new(redis))
+                    }
+                };
+                Ok((label.clone(), backend))
             })
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         let stores = Self::new(stores, app.root.join(".spin/sqlite_key_value.db"));
         for component in app.components.values() {
             for label in &component.key_value_stores {
@@ -395,7 +462,8 @@ impl KeyValueStores {
             .components
             .values()
             .any(|c| c.key_value_stores.iter().any(|l| l == "default"))
-            && let Some(path) = stores.get("default").and_then(|s| s.path())
+            && let Some(Backend::Sqlite(store)) = stores.get("default")
+            && let Some(path) = store.path()
         {
             tracing::info!(path = %path.display(), "storing default key-value data");
         }

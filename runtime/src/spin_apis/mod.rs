@@ -137,6 +137,9 @@ macro_rules! sync_sqlite_connection {
 }
 
 pub mod key_value;
+pub mod key_value_redis;
+pub mod outbound_redis;
+mod outbound_redis_impl;
 mod p2_impl;
 mod p3_impl;
 pub mod postgres;
@@ -166,6 +169,7 @@ pub mod p2 {
             "fermyon:spin/sqlite.connection": crate::spin_apis::sqlite::Connection,
             "wasi:keyvalue/store.bucket": crate::spin_apis::key_value::StoreHandle,
             "wasi:keyvalue/atomics.cas": crate::spin_apis::key_value::Cas,
+            "fermyon:spin/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
         },
     });
 }
@@ -182,6 +186,7 @@ pub mod p3 {
             "spin:sqlite/sqlite.connection": crate::spin_apis::sqlite::Connection,
             "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
             "spin:postgres/postgres.connection-builder": crate::spin_apis::postgres::Builder,
+            "spin:redis/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
         },
     });
 }
@@ -197,6 +202,8 @@ pub struct SpinCtx {
     pub sqlite: sqlite::SqliteAccess,
     /// PostgreSQL servers the component may reach.
     pub postgres: postgres::PostgresAccess,
+    /// Redis servers the component may reach.
+    pub redis: outbound_redis::RedisAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.
