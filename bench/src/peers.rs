@@ -181,14 +181,15 @@ impl TempApp {
     }
 }
 
-/// A one-component app serving `wasm` on `/...`.
-pub fn hello_app(wasm: &Path, runtime_config: &str) -> anyhow::Result<TempApp> {
+/// A one-component app serving `wasm` on `/...`, with `tool` (trib's
+/// `[component.hello.tool.trib]` table) in its manifest.
+pub fn hello_app(wasm: &Path, tool: &str) -> anyhow::Result<TempApp> {
     TempApp::new(
         &format!(
-            "spin_manifest_version = 2\n[application]\nname = \"bench\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = {:?}\n",
+            "spin_manifest_version = 2\n[application]\nname = \"bench\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = {:?}\n{tool}",
             wasm.display().to_string()
         ),
-        runtime_config,
+        "",
     )
 }
 

@@ -23,9 +23,9 @@ pub struct PeerRuns {
 }
 
 /// Wasmtime serve's default reuse settings, mirrored for `trib` reuse runs.
-const REUSE_CONFIG: &str = "[component.hello]\nmin_warm = 1\nmax_requests_per_instance = 128\nmax_concurrent_requests_per_instance = 16\n";
+const REUSE_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\nmax_requests_per_instance = 128\nmax_concurrent_requests_per_instance = 16\n";
 /// Fresh instance per request, loaded at startup.
-const FRESH_CONFIG: &str = "[component.hello]\nmin_warm = 1\n";
+const FRESH_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\n";
 
 /// Throughput and latency of every peer at every concurrency level.
 pub fn throughput(tools: &Tools, duration: Duration) -> anyhow::Result<Vec<PeerRuns>> {
@@ -165,11 +165,12 @@ pub fn density(tools: &Tools, n: usize) -> anyhow::Result<Density> {
             "[[trigger.http]]\nroute = \"/c{i}/...\"\ncomponent = \"c{i}\"\n[component.c{i}]\nsource = {wasm:?}\n"
         ));
         config.push_str(&format!(
-            "[component.c{i}]\nidle_timeout = \"{}s\"\n",
+            "[component.c{i}.tool.trib]\nidle_timeout = \"{}s\"\n",
             idle.as_secs()
         ));
     }
-    let app = peers::TempApp::new(&manifest, &config)?;
+    manifest.push_str(&config);
+    let app = peers::TempApp::new(&manifest, "")?;
     let cache = tempfile::tempdir()?;
     // Populate the compile cache so touching measures loading, not compiling.
     {

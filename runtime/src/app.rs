@@ -42,6 +42,8 @@ pub struct RuntimeSettings {
     pub providers: Providers,
     /// `--sqlite` statements to run before serving.
     pub sqlite_statements: Vec<crate::spin_apis::sqlite::StartupSql>,
+    /// Guests' stdout and stderr: log files and which are echoed.
+    pub output: crate::guest_output::OutputSettings,
 }
 
 /// Default request body limit: large enough for bulk uploads, small enough
@@ -59,6 +61,7 @@ impl Default for RuntimeSettings {
             runtime_config: RuntimeConfig::default(),
             providers: Providers::default(),
             sqlite_statements: Vec::new(),
+            output: crate::guest_output::OutputSettings::default(),
         }
     }
 }
@@ -78,6 +81,10 @@ pub struct LoadedApp {
     request_timeout: Option<Duration>,
     /// Lets chained requests find this app once it is shared.
     handle: AppHandle,
+    /// The app's key-value stores (for `--key-value`).
+    key_value: Arc<KeyValueStores>,
+    /// `[[trigger.redis]]` subscriptions and their loaded handlers.
+    redis_triggers: crate::redis_trigger::RedisTriggers,
 }
 
 impl LoadedApp {
@@ -144,11 +151,43 @@ impl LoadedApp {
     pub fn request_timeout(&self) -> Option<Duration> {
         self.request_timeout
     }
+
+    /// Writes `--key-value` pairs into the `default` store before serving,
+    /// overwriting what is there, as `spin up` does.
+    pub async fn set_default_key_values(&self, pairs: &[(String, String)]) -> anyhow::Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let access = crate::spin_apis::key_value::KeyValueAccess::new(
+            &["default".to_owned()],
+            self.key_value.clone(),
+        );
+        let store = access
+            .open("default")
+            .map_err(|e| anyhow::anyhow!("--key-value: cannot open the default store: {e}"))?;
+        for (key, value) in pairs {
+            store
+                .set(key.clone(), value.clone().into_bytes())
+                .await
+                .map_err(|e| anyhow::anyhow!("--key-value {key}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the app has HTTP triggers (and so needs a listener).
+    pub fn has_http_triggers(&self) -> bool {
+        !self.app.http_triggers.is_empty()
+    }
+
+    /// The app's Redis triggers.
+    pub fn redis_triggers(&self) -> &crate::redis_trigger::RedisTriggers {
+        &self.redis_triggers
+    }
 }
 
 /// Fails, naming the import, if a component imports an interface the
 /// host does not link (core modules get theirs from the WASI adapter).
-fn check_imports(component: &crate::manifest::Component, bytes: &[u8]) -> Result<(), LoadError> {
+pub(crate) fn check_imports(component: &crate::manifest::Component, bytes: &[u8]) -> Result<(), LoadError> {
     if !wasmparser::Parser::is_component(bytes) {
         return Ok(());
     }
@@ -161,12 +200,30 @@ fn check_imports(component: &crate::manifest::Component, bytes: &[u8]) -> Result
     crate::engine::imports::check(&imports).map_err(|e| err(e.to_string()))
 }
 
+/// Fails on a `--follow` naming a component the app does not define, as
+/// Spin does, listing the ones it does.
+fn check_follow(app: &App, follow: &crate::guest_output::Follow) -> anyhow::Result<()> {
+    let defined: std::collections::HashSet<&str> =
+        app.components.keys().map(String::as_str).collect();
+    let unknown = follow.unknown(&defined);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = defined.into_iter().collect();
+    known.sort_unstable();
+    anyhow::bail!(
+        "--follow names component(s) the application does not define: {}; it defines: {}",
+        unknown.join(", "),
+        known.join(", ")
+    )
+}
+
 /// Builds the router and component slots of `app`. Components with
 /// `min_warm > 0` are loaded now; the rest on their first request. Every
 /// component's Wasm file must exist and be Wasm, so a typo in `source`
 /// fails startup rather than the first request.
 pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
-    if app.http_triggers.is_empty() {
+    if app.http_triggers.is_empty() && app.redis_triggers.is_empty() {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
     }
     if let Some(t) = app
@@ -194,6 +251,8 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
             "duplicate route: the later trigger wins"
         );
     }
+    check_follow(&app, &settings.output.follow)?;
+    settings.output.prepare()?;
     let variables = crate::variables::resolve(&app, &settings.providers)?;
     let key_value = Arc::new(KeyValueStores::for_app(&app, &settings.runtime_config)?);
     let sqlite = Arc::new(Databases::for_app(&app, &settings.runtime_config)?);
@@ -214,7 +273,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         http_client: crate::outbound::client()?,
         handle: handle.clone(),
         variables,
-        key_value,
+        key_value: key_value.clone(),
         sqlite,
         postgres: Arc::default(),
         redis: Arc::default(),
@@ -223,6 +282,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         cache: cache.clone(),
         max_memory: settings.engine.max_instance_memory,
         request_timeout: settings.request_timeout,
+        output: settings.output.clone(),
     });
     let served: std::collections::HashSet<&str> = app
         .http_triggers
@@ -249,7 +309,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
             component_bytes(component, cache.dir())?
         };
         check_imports(component, &bytes)?;
-        let policy = settings.runtime_config.scaling(&component.id);
+        let policy = settings.runtime_config.scaling(component);
         let slot = ComponentSlot::new(component.clone(), policy.clone(), loader.clone());
         components.insert(component.id.clone(), Arc::new(slot));
     }
@@ -257,6 +317,12 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         let ready = loader.load(&app.components[slot.id()], slot.policy())?;
         slot.preload(Arc::new(ready));
     }
+    let redis_triggers = crate::redis_trigger::RedisTriggers::prepare(
+        &app,
+        &loader,
+        &settings.runtime_config,
+        |id| components.get(id).and_then(|s| s.concurrency().cloned()),
+    )?;
     let admission = Admission::new(
         settings.engine.max_instances as usize,
         settings.queue.clone(),
@@ -277,5 +343,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         max_instance_memory: settings.engine.max_instance_memory,
         request_timeout: settings.request_timeout,
         handle,
+        key_value,
+        redis_triggers,
     })
 }

@@ -106,6 +106,11 @@ impl<'a> Locator<'a> {
         }))
     }
 
+    /// The file's text.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// 1-based line and column of byte `offset`.
     pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());

@@ -12,6 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::files::Mount;
+use crate::guest_output::ComponentOutput;
 use crate::manifest::Component;
 use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::outcome::InstanceRequests;
@@ -88,6 +89,9 @@ pub struct InstanceTemplate {
     spin: SpinCtx,
     outbound: Arc<OutboundHttp>,
     mounts: Arc<[Mount]>,
+    /// Where stdout and stderr go (`None`: trib's own, as for `trib
+    /// transform run`).
+    output: Option<ComponentOutput>,
 }
 
 impl InstanceTemplate {
@@ -111,15 +115,30 @@ impl InstanceTemplate {
             spin,
             outbound,
             mounts: mounts.into(),
+            output: None,
         }
+    }
+
+    /// Sends the guest's stdout and stderr to `output` (log files and the
+    /// terminal, as `spin up` does) instead of trib's own streams.
+    pub fn with_output(mut self, output: ComponentOutput) -> Self {
+        self.output = Some(output);
+        self
     }
 
     /// Fresh state for one instance.
     pub fn state(&self) -> HostState {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.environment)
-            .inherit_stdout()
-            .inherit_stderr();
+        wasi.envs(&self.environment);
+        match &self.output {
+            Some(output) => {
+                wasi.stdout(output.stdout.clone())
+                    .stderr(output.stderr.clone());
+            }
+            None => {
+                wasi.inherit_stdout().inherit_stderr();
+            }
+        }
         for mount in self.mounts.iter() {
             // Checked at load; a directory removed since then is skipped
             // rather than failing every request.

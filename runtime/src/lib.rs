@@ -9,6 +9,7 @@
 //! - [`instances`] schedules requests onto (by default fresh) instances;
 //! - [`app`] ties these into a [`app::LoadedApp`];
 //! - [`server`] is the HTTP front door;
+//! - [`redis_trigger`] runs components for Redis pub/sub messages;
 //! - [`build_cmd`] implements `trib build`.
 //!
 //! The `trib` binary parses flags into [`app::RuntimeSettings`] and calls
@@ -19,10 +20,13 @@ pub mod allowed_hosts;
 pub mod app;
 pub mod body;
 pub mod build_cmd;
+pub mod cli_values;
 pub mod config_file;
 pub mod dispatch;
+pub mod duration;
 pub mod engine;
 pub mod files;
+pub mod guest_output;
 pub mod host;
 pub mod instances;
 pub mod loader;
@@ -30,6 +34,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod outbound;
 pub mod outcome;
+pub mod redis_trigger;
 pub mod route_pattern;
 pub mod router;
 pub mod runtime_config;
@@ -37,5 +42,6 @@ pub mod scaling;
 pub mod server;
 pub mod spin_apis;
 pub mod spin_headers;
+pub mod tls;
 pub mod transform_cmd;
 pub mod variables;

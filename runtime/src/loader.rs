@@ -58,6 +58,8 @@ pub struct Loader {
     pub cache: Arc<CompileCache>,
     /// Linear-memory limit per instance, in bytes.
     pub max_memory: usize,
+    /// Where guests' stdout and stderr go.
+    pub output: crate::guest_output::OutputSettings,
     /// Wall-clock limit for producing a response.
     pub request_timeout: Option<Duration>,
 }
@@ -72,6 +74,33 @@ impl Loader {
         let started = Instant::now();
         let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
         let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
+        let template = self.template(component)?;
+        let instances = InstancePolicy {
+            max_requests_per_instance: policy.max_requests_per_instance,
+            max_concurrent_per_instance: if abi == HttpAbi::P3 {
+                policy.max_concurrent_requests_per_instance
+            } else {
+                1
+            },
+            request_timeout: self.request_timeout,
+            ..InstancePolicy::default()
+        };
+        let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);
+        tracing::info!(
+            component = %component.id,
+            abi = ?abi,
+            cached,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "component loaded"
+        );
+        crate::metrics::component_loaded(&component.id, cached);
+        Ok(LoadedComponent { handler, abi })
+    }
+
+    /// What every instance of `component` starts with: its Spin APIs,
+    /// outbound HTTP, files and memory limit (shared by every trigger type,
+    /// so a Redis message gets what an HTTP request gets).
+    pub fn template(&self, component: &Component) -> Result<InstanceTemplate, LoadError> {
         let allowed = allowed_hosts(&self.variables, component)?;
         let spin = SpinCtx {
             variables: self.variables.for_component(component),
@@ -99,27 +128,17 @@ impl Loader {
                 component: component.id.clone(),
                 message: e.to_string(),
             })?;
-        let template = InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts);
-        let instances = InstancePolicy {
-            max_requests_per_instance: policy.max_requests_per_instance,
-            max_concurrent_per_instance: if abi == HttpAbi::P3 {
-                policy.max_concurrent_requests_per_instance
-            } else {
-                1
-            },
-            request_timeout: self.request_timeout,
-            ..InstancePolicy::default()
-        };
-        let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);
-        tracing::info!(
-            component = %component.id,
-            abi = ?abi,
-            cached,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "component loaded"
-        );
-        crate::metrics::component_loaded(&component.id, cached);
-        Ok(LoadedComponent { handler, abi })
+        let output =
+            self.output
+                .for_component(&component.id)
+                .map_err(|e| LoadError::Component {
+                    component: component.id.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(
+            InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts)
+                .with_output(output),
+        )
     }
 }
 

@@ -11,7 +11,8 @@ use trib::admission::QueueSettings;
 use trib::app::{DEFAULT_MAX_REQUEST_BODY, RuntimeSettings};
 use trib::engine::EngineSettings;
 use trib::engine::compile_cache::CompileCache;
-use trib::runtime_config::{RuntimeConfig, parse_duration};
+use trib::guest_output::{Follow, OutputSettings};
+use trib::runtime_config::{RuntimeConfig, StateDir, parse_duration};
 use trib::server::ConnectionSettings;
 use trib::spin_apis::sqlite::StartupSql;
 
@@ -23,7 +24,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Runs Spin applications (manifest version 2) as WebAssembly components.
 #[derive(Debug, Parser)]
-#[command(name = "trib", version, about)]
+// A flag given twice takes the last value, so wrappers can add to a
+// command line.
+#[command(name = "trib", version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the application's HTTP triggers.
+    /// Run the application: serve its HTTP triggers, subscribe its Redis
+    /// triggers.
     Up(Box<UpArgs>),
     /// Run each component's `[component.X.build]` command.
     Build(BuildArgs),
@@ -60,18 +64,63 @@ struct TransformRunArgs {
 
 #[derive(Debug, Args)]
 struct ManifestArg {
-    /// The manifest, or a directory holding `spin.toml`.
-    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    from: PathBuf,
+    /// The manifest, a directory holding `spin.toml`, or a `.wasm` file
+    /// (run as one component serving every path). Default: `spin.toml`
+    /// here or in the nearest parent directory.
+    #[arg(short = 'f', long = "from")]
+    from: Option<PathBuf>,
+}
+
+/// What `--from` names.
+enum AppSource {
+    Manifest(PathBuf),
+    Wasm(PathBuf),
 }
 
 impl ManifestArg {
-    fn path(&self) -> PathBuf {
-        if self.from.is_dir() {
-            self.from.join("spin.toml")
+    fn source(&self) -> anyhow::Result<AppSource> {
+        let Some(from) = &self.from else {
+            let here = std::env::current_dir().context("cannot read the working directory")?;
+            let found = trib::cli_values::find_manifest(&here).with_context(
+                || "no spin.toml here or in a parent directory: run `trib up --from <APPLICATION>`",
+            )?;
+            if found.parent() != Some(here.as_path()) {
+                eprintln!("Using {} from a parent directory", found.display());
+            }
+            return Ok(AppSource::Manifest(found));
+        };
+        Ok(if from.is_dir() {
+            AppSource::Manifest(from.join("spin.toml"))
+        } else if from.extension().is_some_and(|e| e == "wasm") {
+            AppSource::Wasm(from.clone())
         } else {
-            self.from.clone()
+            AppSource::Manifest(from.clone())
+        })
+    }
+
+    /// The manifest path (`trib build` and `--build` need one).
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        match self.source()? {
+            AppSource::Manifest(path) => Ok(path),
+            AppSource::Wasm(path) => anyhow::bail!(
+                "{} is a Wasm file, not a manifest: there is nothing to build",
+                path.display()
+            ),
         }
+    }
+
+    fn load(&self) -> anyhow::Result<trib::manifest::App> {
+        Ok(match self.source()? {
+            AppSource::Manifest(path) => trib::manifest::load(&path)?,
+            AppSource::Wasm(wasm) => {
+                if !wasm.is_file() {
+                    anyhow::bail!("{}: no such Wasm file", wasm.display());
+                }
+                let here = std::env::current_dir().context("cannot read the working directory")?;
+                let (text, path) = trib::cli_values::single_wasm_manifest(&wasm, &here);
+                trib::manifest::parse(&path, &text)?
+            }
+        })
     }
 }
 
@@ -81,16 +130,58 @@ struct UpArgs {
     manifest: ManifestArg,
     /// Address to listen on; port 0 picks a free port (the real address is
     /// printed).
-    #[arg(long, default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// If the `--listen` port is taken, try the next ones (as Spin does).
+    #[arg(long)]
+    find_free_port: bool,
+    /// Serve HTTPS with this certificate chain (PEM; needs `--tls-key`).
+    #[arg(long, env = "SPIN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "SPIN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Pass an environment variable (KEY=VALUE) to every component.
+    #[arg(short = 'e', long = "env", value_parser = trib::cli_values::parse_pair)]
+    env: Vec<(String, String)>,
+    /// Set KEY=VALUE in the default key-value store before serving
+    /// (repeatable; existing values are overwritten).
+    #[arg(long = "key-value", value_parser = trib::cli_values::parse_pair)]
+    key_values: Vec<(String, String)>,
+    /// Application variable values: `KEY=VALUE`, `KEY=@FILE` or
+    /// `@FILE.json` / `@FILE.toml` (repeatable; the last one wins, and all
+    /// win over other providers).
+    #[arg(long = "variable", value_parser = trib::cli_values::VariableSource::parse,
+        value_name = "KEY=VALUE | KEY=@FILE | @FILE.json | @FILE.toml")]
+    variables: Vec<trib::cli_values::VariableSource>,
+    /// Directory for the components' stdout and stderr (`ID_stdout.txt`,
+    /// `ID_stderr.txt`); default `logs` in the state directory; `""` for
+    /// no log files.
+    #[arg(short = 'L', long = "log-dir", env = "SPIN_LOG_DIR")]
+    log_dir: Option<String>,
+    /// Empty the log files before starting.
+    #[arg(long)]
+    truncate_logs: bool,
+    /// Show only these components' output on the terminal (`all` for
+    /// every one, the default); repeatable.
+    #[arg(long = "follow", value_name = "ID")]
+    follow: Vec<String>,
+    /// Show no component output on the terminal.
+    #[arg(short = 'q', long = "quiet", conflicts_with = "follow")]
+    quiet: bool,
+    /// The application state directory (default key-value store and
+    /// SQLite database, logs); default `.spin` beside the manifest; `""`
+    /// for none (stores in memory, no log files).
+    #[arg(long)]
+    state_dir: Option<String>,
     /// Directory for compiled components (default: ~/.cache/tributary).
     #[arg(long, env = "TRIB_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile every component at startup instead of using the cache.
-    #[arg(long)]
+    #[arg(long, visible_alias = "disable-cache")]
     no_cache: bool,
     /// Allocate instances on demand instead of from a pre-reserved pool.
-    #[arg(long)]
+    #[arg(long, visible_alias = "disable-pooling")]
     no_pooling: bool,
     /// Requests in flight at once across all components, each holding one
     /// instance from the pool; more wait in the queue.
@@ -106,8 +197,8 @@ struct UpArgs {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BODY)]
     max_request_body: u64,
-    /// Host settings that do not belong in spin.toml (per-component scaling).
-    #[arg(long)]
+    /// Spin's runtime config (key-value stores, SQLite databases, ...).
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
     /// SQL to run before serving, as Spin's `--sqlite`: a statement for the
     /// `default` database, or `@file.sql` / `@file.sql:label` (repeatable).
@@ -124,6 +215,17 @@ struct UpArgs {
     /// Linear-memory limit per instance, in MiB.
     #[arg(long, default_value_t = 256)]
     max_instance_memory_mib: usize,
+    /// Linear-memory limit per instance in bytes (Spin's flag; wins over
+    /// `--max-instance-memory-mib`).
+    #[arg(long, env = "SPIN_MAX_INSTANCE_MEMORY")]
+    max_instance_memory: Option<usize>,
+    /// Requests one instance serves before it is dropped, for every
+    /// component (1: a fresh instance per request).
+    #[arg(long)]
+    max_instance_reuse_count: Option<usize>,
+    /// Requests one WASIp3 instance serves at the same time.
+    #[arg(long)]
+    max_instance_concurrent_reuse_count: Option<usize>,
     /// Wall-clock limit for a component to produce its response (and for
     /// an instance's work after it), e.g. `30s` or `500ms`; `0` for none.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
@@ -171,7 +273,11 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Up(args) => up(*args),
-        Command::Build(args) => build(&args.manifest.path(), &args.components).map(|_| ()),
+        Command::Build(args) => args
+            .manifest
+            .path()
+            .and_then(|path| build(&path, &args.components))
+            .map(|_| ()),
         Command::Transform(TransformCommand::Run(args)) => transform_run(&args),
     };
     match result {
@@ -200,25 +306,52 @@ fn build(manifest: &Path, components: &[String]) -> anyhow::Result<usize> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
-    let manifest = args.manifest.path();
     if args.build {
-        build(&manifest, &[])?;
+        build(&args.manifest.path()?, &[])?;
     }
-    let app = trib::manifest::load(&manifest)?;
-    let runtime_config = match &args.runtime_config_file {
+    let mut app = args.manifest.load()?;
+    for component in app.components.values_mut() {
+        component.environment.extend(args.env.iter().cloned());
+    }
+    let mut runtime_config = match &args.runtime_config_file {
         Some(path) => trib::runtime_config::load(path, &app)?,
         None => RuntimeConfig::default(),
+    };
+    if let Some(dir) = &args.state_dir {
+        runtime_config.state_dir = StateDir::from_flag(dir);
+    }
+    runtime_config.reuse = (
+        args.max_instance_reuse_count,
+        args.max_instance_concurrent_reuse_count,
+    );
+    let output = OutputSettings {
+        log_dir: match &args.log_dir {
+            Some(dir) if dir.is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => runtime_config.state_dir(&app).map(|dir| dir.join("logs")),
+        },
+        truncate: args.truncate_logs,
+        follow: Follow::from_flags(&args.follow, args.quiet),
+    };
+    // Said once the app has loaded, so a refused app prints one line.
+    let logging_to = output.log_dir.as_ref().map(|dir| dir.join(""));
+    let cli_variables = trib::cli_values::variable_values(&args.variables)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(trib::tls::server_config(cert, key)?),
+        _ => None,
     };
     let settings = RuntimeSettings {
         engine: EngineSettings {
             pooling: !args.no_pooling,
             max_instances: args.max_instances,
-            max_instance_memory: args.max_instance_memory_mib << 20,
+            max_instance_memory: args
+                .max_instance_memory
+                .unwrap_or(args.max_instance_memory_mib << 20),
         },
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.or_else(CompileCache::default_dir)
+            args.cache_dir.clone().or_else(CompileCache::default_dir)
         },
         request_timeout: (!args.request_timeout.is_zero()).then_some(args.request_timeout),
         queue: QueueSettings {
@@ -227,8 +360,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         max_request_body: args.max_request_body,
         runtime_config,
-        providers: trib::variables::Providers::from_env(args.variables_file.as_deref())?,
+        providers: trib::variables::Providers::from_env(args.variables_file.as_deref())?
+            .with_cli_values(cli_variables),
         sqlite_statements: args.sqlite.clone(),
+        output,
     };
     let metrics = match args.admin_listen {
         Some(_) => Some(trib::metrics::install()?),
@@ -239,7 +374,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections,
+        tls,
     };
+    let https = connections.tls.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -252,25 +389,73 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             println!("Metrics at http://{bound}/metrics");
         }
         let loaded = trib::app::load(app, &settings)?.into_shared();
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr()?;
-        print_routes(&loaded, addr);
+        if let Some(dir) = &logging_to {
+            eprintln!("Logging component stdio to {}", dir.display());
+        }
+        loaded.set_default_key_values(&args.key_values).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: no new connections; finishing in-flight requests");
             let _ = stop_tx.send(true);
         });
-        trib::server::serve(loaded, listener, stop_rx, connections)
-            .await
-            .context("server failed")
+        // Redis triggers run beside the HTTP listener, which is only
+        // opened when there are HTTP triggers.
+        let redis = (!loaded.redis_triggers().is_empty()).then(|| {
+            print_channels(&loaded);
+            tokio::spawn(trib::redis_trigger::run(loaded.clone(), stop_rx.clone()))
+        });
+        let served = if loaded.has_http_triggers() {
+            let listener = bind(args.listen, args.find_free_port).await?;
+            let addr = listener.local_addr()?;
+            print_routes(&loaded, addr, if https { "https" } else { "http" });
+            trib::server::serve(loaded, listener, stop_rx, connections)
+                .await
+                .context("server failed")
+        } else {
+            let mut stop = stop_rx;
+            let _ = stop.wait_for(|stop| *stop).await;
+            Ok(())
+        };
+        if let Some(redis) = redis
+            && tokio::time::timeout(args.shutdown_grace, redis).await.is_err()
+        {
+            tracing::warn!("Redis messages still running after the grace period: stopped");
+        }
+        served
     });
     // Whatever is still running (a blocking SQLite call, say) gets a moment,
     // not a veto over the exit.
     runtime.shutdown_timeout(Duration::from_secs(2));
     served
+}
+
+/// Ports `--find-free-port` tries after the one asked for.
+const FREE_PORT_TRIES: u16 = 100;
+
+/// Binds `addr`; with `find_free_port`, the next free port if it is taken.
+async fn bind(addr: SocketAddr, find_free_port: bool) -> anyhow::Result<tokio::net::TcpListener> {
+    let tries = if find_free_port && addr.port() != 0 {
+        FREE_PORT_TRIES
+    } else {
+        1
+    };
+    let mut last = None;
+    for offset in 0..tries {
+        let Some(port) = addr.port().checked_add(offset) else {
+            break;
+        };
+        let candidate = SocketAddr::new(addr.ip(), port);
+        match tokio::net::TcpListener::bind(candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && offset + 1 < tries => {
+                last = Some(e);
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {candidate}")),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("no free port"), anyhow::Error::from))
+        .with_context(|| format!("no free port from {addr} on"))
 }
 
 /// Reads one `--sqlite` argument: `@file.sql[:label]` is a file of
@@ -296,14 +481,25 @@ fn parse_sqlite_arg(spec: &str) -> Result<StartupSql, String> {
     })
 }
 
-/// Prints what `spin up` prints, so scripts and people see the same thing.
-fn print_routes(app: &trib::app::LoadedApp, addr: SocketAddr) {
+/// Prints the Redis channels subscribed to, as `spin up` lists them.
+fn print_channels(app: &trib::app::LoadedApp) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Serving http://{addr}");
+    let _ = writeln!(out, "Active Channels:");
+    for (channel, components) in app.redis_triggers().channels() {
+        let _ = writeln!(out, "  {channel}: [{}]", components.join(","));
+    }
+    let _ = out.flush();
+}
+
+/// Prints what `spin up` prints, so scripts and people see the same thing.
+fn print_routes(app: &trib::app::LoadedApp, addr: SocketAddr, scheme: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Serving {scheme}://{addr}");
     let _ = writeln!(out, "Available Routes:");
     for route in app.router().routes() {
-        let _ = writeln!(out, "  {}: http://{addr}{route}", route.component());
+        let _ = writeln!(out, "  {}: {scheme}://{addr}{route}", route.component());
     }
     let _ = out.flush();
 }

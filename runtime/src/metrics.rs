@@ -48,6 +48,14 @@ pub const CONNECTIONS_OPEN: &str = "trib_connections_open";
 /// Limits hit, by component and limit (timeout, memory, body_size, queue_full, queue_timeout).
 pub const LIMIT_HITS: &str = "trib_limit_hits_total";
 
+/// Redis messages handled, by component, channel and outcome (ok, error,
+/// trap, timeout, memory).
+pub const REDIS_MESSAGES: &str = "trib_redis_messages_total";
+/// Time to handle one Redis message (instantiation included), by component.
+pub const REDIS_MESSAGE_SECONDS: &str = "trib_redis_message_duration_seconds";
+/// Redis trigger connections made again after being lost, by server.
+pub const REDIS_RECONNECTS: &str = "trib_redis_reconnects_total";
+
 /// How often recorded samples are folded into their histograms when nobody
 /// scrapes: each sample waits in a queue until then, so without upkeep an
 /// unscraped server grows by every request it serves.
@@ -173,4 +181,17 @@ pub fn component_unloaded(component: &str) {
 /// Records a request that waited for its component to load.
 pub fn cold_start(component: &str) {
     counter!(COLD_STARTS, "component" => component.to_owned()).increment(1);
+}
+
+/// Records a handled Redis message.
+pub fn redis_message_done(component: &str, channel: &str, outcome: &'static str, elapsed: Duration) {
+    counter!(REDIS_MESSAGES, "component" => component.to_owned(), "channel" => channel.to_owned(), "outcome" => outcome)
+        .increment(1);
+    histogram!(REDIS_MESSAGE_SECONDS, "component" => component.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records a Redis trigger connection made again (`server` is `host:port`).
+pub fn redis_reconnected(server: &str) {
+    counter!(REDIS_RECONNECTS, "server" => server.to_owned()).increment(1);
 }

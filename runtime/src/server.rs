@@ -43,6 +43,8 @@ pub struct ConnectionSettings {
     /// Connections open at once; past it, new ones wait in the kernel's
     /// accept queue.
     pub max_connections: usize,
+    /// Serve HTTPS with this configuration (`--tls-cert`, `--tls-key`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ConnectionSettings {
@@ -52,6 +54,7 @@ impl Default for ConnectionSettings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            tls: None,
         }
     }
 }
@@ -95,46 +98,40 @@ pub async fn serve(
         metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
         let app = app.clone();
         let open = open.clone();
-        let mut conn_shutdown = shutdown.clone();
+        let conn_shutdown = shutdown.clone();
         let builder = builder.clone();
         let idle_timeout = settings.idle_timeout;
+        let tls = settings.tls.clone();
+        let handshake_timeout = settings.header_read_timeout;
         tokio::spawn(async move {
-            // When the connection last started a request, in milliseconds
-            // since it opened.
-            let opened = tokio::time::Instant::now();
-            let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let stamp = last_request.clone();
-            let service = hyper::service::service_fn(move |req| {
-                stamp.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req, client).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            loop {
-                let last = last_request.load(Ordering::Relaxed);
-                let idle_until = opened + Duration::from_millis(last) + idle_timeout;
-                tokio::select! {
-                    res = conn.as_mut() => {
-                        if let Err(e) = res {
-                            tracing::debug!(error = %e, %client, "connection ended with an error");
+            match tls {
+                None => {
+                    let conn = Connection {
+                        app,
+                        builder,
+                        client,
+                        idle_timeout,
+                        shutdown: conn_shutdown,
+                        https: false,
+                    };
+                    conn.serve(stream).await;
+                }
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = Connection {
+                                app,
+                                builder,
+                                client,
+                                idle_timeout,
+                                shutdown: conn_shutdown,
+                                https: true,
+                            };
+                            conn.serve(stream).await;
                         }
-                        break;
-                    }
-                    _ = tokio::time::sleep_until(idle_until) => {
-                        if last_request.load(Ordering::Relaxed) != last {
-                            continue;
-                        }
-                        // Graceful: a response still on its way finishes.
-                        tracing::debug!(%client, "closing an idle connection");
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.as_mut().await;
-                        break;
-                    }
-                    _ = async { let _ = conn_shutdown.wait_for(|stop| *stop).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.as_mut().await;
-                        break;
+                        Ok(Err(e)) => tracing::debug!(error = %e, %client, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
                     }
                 }
             }
@@ -163,6 +160,76 @@ pub async fn serve(
         reaper.abort();
     }
     Ok(())
+}
+
+/// One accepted connection (plain or after its TLS handshake).
+struct Connection {
+    app: Arc<LoadedApp>,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    client: SocketAddr,
+    idle_timeout: Duration,
+    shutdown: watch::Receiver<bool>,
+    /// Requests arrived over TLS (`spin-full-url` says `https://`).
+    https: bool,
+}
+
+impl Connection {
+    /// Serves requests until the client leaves, the connection idles out or
+    /// shutdown starts (gracefully: a response on its way finishes).
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            app,
+            builder,
+            client,
+            idle_timeout,
+            mut shutdown,
+            https,
+        } = self;
+        // When the connection last started a request, in milliseconds
+        // since it opened.
+        let opened = tokio::time::Instant::now();
+        let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stamp = last_request.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            stamp.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if https {
+                req.extensions_mut().insert(http::uri::Scheme::HTTPS);
+            }
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, client).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        loop {
+            let last = last_request.load(Ordering::Relaxed);
+            let idle_until = opened + Duration::from_millis(last) + idle_timeout;
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, %client, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep_until(idle_until) => {
+                    if last_request.load(Ordering::Relaxed) != last {
+                        continue;
+                    }
+                    tracing::debug!(%client, "closing an idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                    break;
+                }
+                _ = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// The next connection, once there is room for one.

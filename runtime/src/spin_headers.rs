@@ -38,7 +38,14 @@ pub fn prepare<B>(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_owned();
-    let scheme = parts.uri.scheme_str().unwrap_or("http").to_owned();
+    // A TLS listener marks its requests; a plain one leaves the scheme out.
+    let scheme = parts
+        .extensions
+        .get::<http::uri::Scheme>()
+        .map(|s| s.as_str())
+        .or_else(|| parts.uri.scheme_str())
+        .unwrap_or("http")
+        .to_owned();
     parts.uri = Uri::builder()
         .scheme(scheme.as_str())
         .authority(host.as_str())

@@ -1,7 +1,8 @@
 //! Application variables: where values come from and what each component sees.
 //!
-//! Providers are asked in order: the `.env`-style file given with
-//! `--variables-file`, then `SPIN_VARIABLE_<NAME>` environment variables;
+//! Providers are asked in order: `--variable` flags, the `.env`-style file
+//! given with `--variables-file`, then `SPIN_VARIABLE_<NAME>` environment
+//! variables;
 //! the manifest's `default` comes last. A component sees only the names in
 //! its `[component.X.variables]`, each a template over application
 //! variables (`"https://{{ api_host }}/v1"`). Everything is resolved once,
@@ -20,6 +21,7 @@ use crate::manifest::{App, Component};
 /// Where variable values come from, besides the manifest defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Providers {
+    cli: HashMap<String, String>,
     file: HashMap<String, String>,
     env: HashMap<String, String>,
 }
@@ -66,19 +68,37 @@ impl Providers {
             Some(path) => parse_env_file(path)?,
             None => HashMap::new(),
         };
-        Ok(Self { file, env })
+        Ok(Self {
+            cli: HashMap::new(),
+            file,
+            env,
+        })
+    }
+
+    /// Adds `--variable` values, which win over every other provider (as
+    /// in Spin). Names are case-insensitive.
+    pub fn with_cli_values(mut self, values: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.cli = values
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        self
     }
 
     /// Providers with fixed values (for embedding and tests).
     pub fn fixed(values: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
+            cli: HashMap::new(),
             file: values.into_iter().collect(),
             env: HashMap::new(),
         }
     }
 
     fn lookup(&self, name: &str) -> Option<&String> {
-        self.file.get(name).or_else(|| self.env.get(name))
+        self.cli
+            .get(name)
+            .or_else(|| self.file.get(name))
+            .or_else(|| self.env.get(name))
     }
 }
 

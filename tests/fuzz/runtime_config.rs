@@ -1,11 +1,15 @@
-//! `trib::runtime_config`: `runtime-config.toml` against an app.
+//! `trib::runtime_config`: `runtime-config.toml` against an app, and the
+//! same text as a component's `[component.api.tool.trib]` table (trib's
+//! scaling settings) in the manifest.
 //!
-//! Promises checked (from the module docs of `trib::runtime_config`):
+//! Promises checked (from the module docs of `trib::runtime_config` and
+//! `trib::manifest::ScalingPolicy`):
 //! - no input panics (durations included: every line of the input is also
 //!   given to `parse_duration` alone);
 //! - an error is one line naming the file;
-//! - an accepted config only configures components the app defines, every
-//!   `max_*` is at least 1, and `min_warm > 0` means never unloaded;
+//! - a runtime config never configures components (Spin's has no such
+//!   table); in a manifest every `max_*` is at least 1, and `min_warm > 0`
+//!   means never unloaded;
 //! - an accepted duration is what its text says.
 
 use std::path::Path;
@@ -23,6 +27,7 @@ const DICTIONARY: &[&str] = &[
     "[component.api]\n",
     "[component.ingest]\n",
     "[component.missing]\n",
+    "[component.api.tool.trib]\n",
     "[key_value_store.default]\n",
     "[sqlite_database.default]\n",
     "type = \"spin\"\n",
@@ -64,14 +69,13 @@ pub fn target() -> Target {
     Target {
         name: "runtime_config",
         seeds: vec![
-            "[component.api]\nmax_concurrency = 8\nmin_warm = 1\nidle_timeout = \"5m\"\n\
+            "max_concurrency = 8\nmin_warm = 1\nidle_timeout = \"5m\"\n\
              max_requests_per_instance = 1\nmax_concurrent_requests_per_instance = 1\n"
                 .to_owned(),
-            "[component.ingest]\nidle_timeout = \"never\"\n[key_value_store.default]\n\
+            "idle_timeout = \"never\"\n[key_value_store.default]\n\
              type = \"spin\"\npath = \"kv.db\"\n[sqlite_database.default]\ntype = \"spin\"\n"
                 .to_owned(),
-            "[component.api]\nidle_timeout = \"250ms\"\n[component.ingest]\nidle_timeout = \"2h\"\n"
-                .to_owned(),
+            "idle_timeout = \"250ms\"\n[component.ingest]\nidle_timeout = \"2h\"\n".to_owned(),
         ],
         dictionary: DICTIONARY,
         run,
@@ -104,8 +108,43 @@ fn run(text: &str) -> String {
             format!("{field}:{}", words.join(" "))
         }
         Ok(config) => {
-            for (id, policy) in &config.components {
-                assert!(app().component(id).is_some(), "configured unknown {id:?}");
+            let has_component_table = text
+                .parse::<toml::Table>()
+                .is_ok_and(|table| table.contains_key("component"));
+            assert!(
+                !has_component_table,
+                "a runtime config with a [component] table was accepted"
+            );
+            format!(
+                "ok:{}k{}s{}",
+                config.key_value_stores.len(),
+                config.sqlite_databases.len(),
+                as_tool_table(text)
+            )
+        }
+    }
+}
+
+/// The text as the `tool.trib` table of component `api`.
+fn as_tool_table(text: &str) -> String {
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"fuzz\"\n\
+         [component.api]\nsource = \"api.wasm\"\n[component.api.tool.trib]\n{text}"
+    );
+    match trib::manifest::parse(Path::new("/fuzz-app/spin.toml"), &manifest) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                !message.contains('\n'),
+                "manifest error is not one line: {message:?}"
+            );
+            "m-err".to_owned()
+        }
+        Ok(app) => {
+            for (id, component) in &app.components {
+                let Some(policy) = &component.scaling else {
+                    continue;
+                };
                 assert!(policy.max_concurrency.is_none_or(|n| n >= 1));
                 assert!(policy.max_requests_per_instance >= 1);
                 assert!(policy.max_concurrent_requests_per_instance >= 1);
@@ -113,12 +152,7 @@ fn run(text: &str) -> String {
                     assert_eq!(policy.idle_timeout, None, "{id}: warm yet unloaded");
                 }
             }
-            format!(
-                "ok:{}c{}k{}s",
-                config.components.len(),
-                config.key_value_stores.len(),
-                config.sqlite_databases.len()
-            )
+            "m-ok".to_owned()
         }
     }
 }

@@ -21,17 +21,11 @@ source = "{p3}"
 source = "{p2}"
 "#;
 
-fn start(runtime_config: &str, flags: &[&str]) -> (AppDir, Trib) {
-    let app = AppDir::new(APP);
-    let rc = app.path().join("runtime-config.toml");
-    std::fs::write(&rc, runtime_config).expect("runtime config");
-    let rc = rc.display().to_string();
-    let mut args = vec![
-        "--runtime-config-file",
-        rc.as_str(),
-        "--admin-listen",
-        "127.0.0.1:0",
-    ];
+/// Starts the app with `tool` (trib's `[component.ID.tool.trib]` tables)
+/// added to its manifest.
+fn start(tool: &str, flags: &[&str]) -> (AppDir, Trib) {
+    let app = AppDir::new(&format!("{APP}{tool}"));
+    let mut args = vec!["--admin-listen", "127.0.0.1:0"];
     args.extend_from_slice(flags);
     let trib = Trib::start_with(&app, &shared_cache(), &args);
     (app, trib)
@@ -45,7 +39,7 @@ fn get(trib: &Trib, path: &str) -> reqwest::blocking::Response {
 fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
     // Two may run, three may wait (up to 3 s), the rest are turned away.
     let (_app, trib) = start(
-        "[component.p3]\nmax_concurrency = 2\n",
+        "[component.p3.tool.trib]\nmax_concurrency = 2\n",
         &["--max-queued", "3", "--queue-timeout", "3s"],
     );
     // Loaded first, so that the flood measures queueing, not a cold start.
@@ -126,7 +120,7 @@ fn a_flood_queues_then_sheds_with_retry_after_and_loses_nothing() {
 
 #[test]
 fn components_load_lazily_scale_to_zero_and_reload() {
-    let (_app, trib) = start("[component.p3]\nidle_timeout = \"700ms\"\n", &[]);
+    let (_app, trib) = start("[component.p3.tool.trib]\nidle_timeout = \"700ms\"\n", &[]);
     let m = trib.scrape();
     // Load counters are created by the first load: absent means none yet.
     assert_eq!(
@@ -179,8 +173,8 @@ fn min_warm_loads_at_startup_and_never_unloads() {
     // `other` has the same short idle time and no `min_warm`: its unload
     // shows when the reaper has looked at p3 past its idle time too.
     let (_app, trib) = start(
-        "[component.p3]\nmin_warm = 1\nidle_timeout = \"100ms\"\n\
-         [component.other]\nidle_timeout = \"100ms\"\n",
+        "[component.p3.tool.trib]\nmin_warm = 1\nidle_timeout = \"100ms\"\n\
+         [component.other.tool.trib]\nidle_timeout = \"100ms\"\n",
         &[],
     );
     let m = trib.scrape();
@@ -338,7 +332,7 @@ fn invocation(trib: &Trib, path: &str) -> u64 {
 #[test]
 fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
     let (_app, trib) = start(
-        "[component.p3]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\n",
+        "[component.p3.tool.trib]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\n",
         &[],
     );
     let mut p3 = Vec::new();

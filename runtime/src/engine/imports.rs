@@ -13,6 +13,9 @@ use semver::Version;
 /// The Spin worlds' imports come from the same WIT the bindings are
 /// generated from, so the list cannot drift from the linker.
 const HOST_WIT: &str = include_str!("../../../wit/host.wit");
+/// What trigger components import besides the host APIs (types their
+/// exports use), from the trigger worlds' WIT.
+const TRIGGERS_WIT: &str = include_str!("../../../wit/triggers/triggers.wit");
 
 /// WASI interfaces Wasmtime 48 links (`wasmtime-wasi` and
 /// `wasmtime-wasi-http`, WASI 0.2.12 and 0.3.0); unstable ones left out.
@@ -152,7 +155,7 @@ fn provided() -> Vec<Interface> {
             }
         }
     }
-    for line in HOST_WIT.lines() {
+    for line in HOST_WIT.lines().chain(TRIGGERS_WIT.lines()) {
         let line = line.trim();
         if let Some(name) = line
             .strip_prefix("import ")
@@ -259,6 +262,7 @@ mod tests {
             "spin:sqlite/sqlite@3.0.0",
             "spin:postgres/postgres@4.0.0",
             "spin:key-value/key-value@3.0.0",
+            "fermyon:spin/redis-types",
         ]))
         .expect("provided");
     }

@@ -26,8 +26,8 @@ pub enum HttpAbi {
 /// component.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The manifest has no HTTP triggers, so there is nothing to serve.
-    #[error("{}: the app has no [[trigger.http]] entries, so there is nothing to serve", .0.display())]
+    /// The manifest has no triggers, so there is nothing to run.
+    #[error("{}: the app has no [[trigger.http]] or [[trigger.redis]] entries, so there is nothing to run", .0.display())]
     NoHttpTriggers(std::path::PathBuf),
     /// A route could not be built.
     #[error(transparent)]

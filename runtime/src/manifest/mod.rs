@@ -15,7 +15,9 @@ mod dependencies;
 mod diagnostics;
 mod names;
 mod raw;
+mod redis_trigger;
 pub(crate) mod template;
+mod trib_tool;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use indexmap::IndexMap;
 pub use dependencies::{DependencyName, InvalidDependencyName};
 pub(crate) use diagnostics::toml_error;
 pub(crate) use names::is_kebab;
+pub use trib_tool::{DEFAULT_IDLE_TIMEOUT, ScalingPolicy};
 
 /// A manifest that cannot be run; see [`ConfigFileError`].
 pub use crate::config_file::ConfigFileError as ManifestError;
@@ -49,6 +52,22 @@ pub struct App {
     pub components: IndexMap<String, Component>,
     /// `[[trigger.http]]` entries, in manifest order.
     pub http_triggers: Vec<HttpTrigger>,
+    /// `[[trigger.redis]]` entries, in manifest order.
+    pub redis_triggers: Vec<RedisTrigger>,
+}
+
+/// One `[[trigger.redis]]`: messages on `channel` at `address` each run a
+/// fresh instance of `component`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    /// The channel subscribed to, unexpanded (it may hold `{{ variable }}`).
+    pub channel: String,
+    /// The server's URL, unexpanded: the trigger's own `address`, else
+    /// `[application.trigger.redis] address`. May hold a password, so it
+    /// is never logged as written.
+    pub address: String,
+    /// The component ID that handles each message.
+    pub component: String,
 }
 
 /// An application variable (`[variables]`).
@@ -91,6 +110,8 @@ pub struct Component {
     /// `dependencies_inherit_configuration`: whether dependencies may use the
     /// component's host capabilities (network, stores, variables...).
     pub dependencies_inherit_configuration: bool,
+    /// `[component.ID.tool.trib]`: how trib scales it (`None`: defaults).
+    pub scaling: Option<ScalingPolicy>,
 }
 
 /// One entry of `[component.NAME.dependencies]`: a local component that

@@ -53,6 +53,17 @@ pub struct RawApplication {
 pub struct RawApplicationTriggers {
     #[serde(default)]
     pub http: Option<RawHttpGlobal>,
+    #[serde(default)]
+    pub redis: Option<RawRedisGlobal>,
+}
+
+/// `[application.trigger.redis]`: the server every Redis trigger subscribes
+/// on unless it names its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisGlobal {
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
 }
 
 /// `[application.trigger.http]`.
@@ -83,6 +94,21 @@ pub struct RawVariable {
 pub struct RawTriggers {
     #[serde(default)]
     pub http: Vec<Spanned<RawHttpTrigger>>,
+    #[serde(default)]
+    pub redis: Vec<Spanned<RawRedisTrigger>>,
+}
+
+/// `[[trigger.redis]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisTrigger {
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    pub channel: Spanned<String>,
+    pub component: Spanned<RawTriggerComponent>,
+    /// Overrides `[application.trigger.redis] address` for this trigger.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
 }
 
 /// `[[trigger.http]]`.
@@ -213,8 +239,9 @@ pub struct RawComponent {
     /// precise message (registry, URL and local forms).
     #[serde(default)]
     pub dependencies: IndexMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Other tools' settings, and trib's own (`tool.trib`).
     #[serde(default)]
-    pub tool: Option<toml::Table>,
+    pub tool: Option<super::trib_tool::RawTools>,
 }
 
 /// `source = "path.wasm"` or a remote source table.

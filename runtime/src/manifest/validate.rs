@@ -209,6 +209,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
         });
     }
 
+    let redis_triggers =
+        super::redis_trigger::redis_triggers(&loc, &root, &raw, &mut components, &variables)?;
+
     Ok(App {
         name: raw.application.name.into_inner(),
         version: raw.application.version.clone(),
@@ -218,6 +221,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
         variables,
         components,
         http_triggers,
+        redis_triggers,
     })
 }
 
@@ -336,7 +340,7 @@ fn static_response(
     })
 }
 
-fn check_trigger_id(
+pub(super) fn check_trigger_id(
     loc: &Locator<'_>,
     field: &str,
     id: &Spanned<String>,
@@ -394,7 +398,7 @@ fn check_route(
     Ok(())
 }
 
-fn component(
+pub(super) fn component(
     loc: &Locator<'_>,
     root: &Path,
     id: &str,
@@ -507,12 +511,13 @@ fn component(
         build: raw.build.as_ref().map(|b| build(root, b)),
         dependencies,
         dependencies_inherit_configuration: raw.dependencies_inherit_configuration,
+        scaling: super::trib_tool::policy(loc, id, raw.tool.as_ref())?,
     })
 }
 
 /// Checks that every `{{ name }}` in `template` is well formed and names an
 /// application variable.
-fn check_templates(
+pub(super) fn check_templates(
     loc: &Locator<'_>,
     at: usize,
     field: &str,

@@ -106,11 +106,12 @@ pub struct KeyValueStores {
 }
 
 impl KeyValueStores {
-    /// Stores by label; `default` is added at `default_path` unless given.
-    pub fn new(mut stores: HashMap<String, Backend>, default_path: PathBuf) -> Self {
+    /// Stores by label; `default` is added at `default_path` (in memory
+    /// without one) unless given.
+    pub fn new(mut stores: HashMap<String, Backend>, default_path: Option<PathBuf>) -> Self {
         stores
             .entry("default".to_owned())
-            .or_insert_with(|| Backend::Sqlite(Arc::new(SqliteStore::new(Some(default_path)))));
+            .or_insert_with(|| Backend::Sqlite(Arc::new(SqliteStore::new(default_path))));
         Self { stores }
     }
 
@@ -447,7 +448,12 @@ impl KeyValueStores {
                 Ok((label.clone(), backend))
             })
             .collect::<anyhow::Result<_>>()?;
-        let stores = Self::new(stores, app.root.join(".spin/sqlite_key_value.db"));
+        let stores = Self::new(
+            stores,
+            config
+                .state_dir(app)
+                .map(|dir| dir.join("sqlite_key_value.db")),
+        );
         for component in app.components.values() {
             for label in &component.key_value_stores {
                 if !stores.contains(label) {
@@ -477,7 +483,7 @@ mod tests {
 
     fn access(allowed: &[&str], dir: &std::path::Path) -> KeyValueAccess {
         let allowed: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
-        let stores = KeyValueStores::new(HashMap::new(), dir.join("kv.db"));
+        let stores = KeyValueStores::new(HashMap::new(), Some(dir.join("kv.db")));
         KeyValueAccess::new(&allowed, Arc::new(stores))
     }
 

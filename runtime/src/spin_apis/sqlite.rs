@@ -35,12 +35,12 @@ impl Databases {
     /// attachments) unless given.
     pub fn new(
         mut dbs: HashMap<String, Arc<Database>>,
-        default_path: PathBuf,
+        default_path: Option<PathBuf>,
     ) -> Result<Self, SqlError> {
         if !dbs.contains_key("default") {
             dbs.insert(
                 "default".into(),
-                Arc::new(Database::new(Some(default_path), AttachPolicy::Refuse)?),
+                Arc::new(Database::new(default_path, AttachPolicy::Refuse)?),
             );
         }
         Ok(Self { dbs })
@@ -136,7 +136,10 @@ impl Databases {
                 Arc::new(Database::new(db.path.clone(), attach)?),
             );
         }
-        let dbs = Self::new(dbs, app.root.join(".spin/sqlite_db.db"))?;
+        let dbs = Self::new(
+            dbs,
+            config.state_dir(app).map(|dir| dir.join("sqlite_db.db")),
+        )?;
         for component in app.components.values() {
             for label in &component.sqlite_databases {
                 if dbs.get(label).is_none() {
@@ -162,8 +165,9 @@ mod tests {
     #[tokio::test]
     async fn all_value_types_round_trip_with_parameters() {
         let dir = tempfile::tempdir().expect("dir");
-        let dbs =
-            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let dbs = Arc::new(
+            Databases::new(HashMap::new(), Some(dir.path().join("db.sqlite"))).expect("dbs"),
+        );
         let access = SqliteAccess::new("test", &["default".to_owned()], dbs.clone());
         assert_eq!(
             SqliteAccess::new("test", &[], dbs)
@@ -214,7 +218,7 @@ mod tests {
             .expect("db")
             .with_timeouts(busy, gate);
         let dbs = HashMap::from([("default".to_owned(), Arc::new(db))]);
-        Arc::new(Databases::new(dbs, dir.join("unused.sqlite")).expect("dbs"))
+        Arc::new(Databases::new(dbs, Some(dir.join("unused.sqlite"))).expect("dbs"))
     }
 
     #[tokio::test]
@@ -275,8 +279,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_first_opens_of_a_new_file_all_write() {
         let dir = tempfile::tempdir().expect("dir");
-        let dbs =
-            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let dbs = Arc::new(
+            Databases::new(HashMap::new(), Some(dir.path().join("db.sqlite"))).expect("dbs"),
+        );
         let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
         let tasks: Vec<_> = (0..8)
             .map(|i| {
@@ -341,8 +346,9 @@ mod tests {
     #[tokio::test]
     async fn guests_cannot_attach_or_vacuum_into_files_by_default() {
         let dir = tempfile::tempdir().expect("dir");
-        let dbs =
-            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let dbs = Arc::new(
+            Databases::new(HashMap::new(), Some(dir.path().join("db.sqlite"))).expect("dbs"),
+        );
         let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
         let conn = access.open("default".into()).await.expect("opens");
         sql(&conn, "CREATE TABLE t (i INTEGER)")
@@ -379,7 +385,7 @@ mod tests {
         )
         .expect("db");
         let dbs = HashMap::from([("default".to_owned(), Arc::new(db))]);
-        let dbs = Arc::new(Databases::new(dbs, root.join("unused.sqlite")).expect("dbs"));
+        let dbs = Arc::new(Databases::new(dbs, Some(root.join("unused.sqlite"))).expect("dbs"));
         let access = SqliteAccess::new("test", &["default".to_owned()], dbs);
         let conn = access.open("default".into()).await.expect("opens");
         let inside = root.join("data/extra.db");
@@ -409,8 +415,9 @@ mod tests {
     #[tokio::test]
     async fn temporary_objects_never_reach_the_next_user_of_a_connection() {
         let dir = tempfile::tempdir().expect("dir");
-        let dbs =
-            Arc::new(Databases::new(HashMap::new(), dir.path().join("db.sqlite")).expect("dbs"));
+        let dbs = Arc::new(
+            Databases::new(HashMap::new(), Some(dir.path().join("db.sqlite"))).expect("dbs"),
+        );
         let a = SqliteAccess::new("a", &["default".to_owned()], dbs.clone());
         let b = SqliteAccess::new("b", &["default".to_owned()], dbs.clone());
         let conn = a.open("default".into()).await.expect("opens");

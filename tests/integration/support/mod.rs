@@ -196,19 +196,28 @@ impl Trib {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let log_dir = tempfile::tempdir().expect("temp dir");
-        let log = log_dir.path().join("trib.log");
-        let mut child = trib()
-            .arg("up")
+        let mut cmd = trib();
+        cmd.arg("up")
             .arg("-f")
             .arg(app.manifest())
             .args(["--listen", "127.0.0.1:0", "--cache-dir"])
             .arg(cache)
             .args(extra)
             .current_dir(app.path())
-            .env("TRIB_LOG", "info")
+            .envs(env.iter().copied());
+        Self::launch(cmd)
+    }
+
+    /// Runs `cmd` (a `trib up` command line) with trib's log captured, and
+    /// waits until it serves.
+    pub fn launch(mut cmd: Command) -> Self {
+        let log_dir = tempfile::tempdir().expect("temp dir");
+        let log = log_dir.path().join("trib.log");
+        if !cmd.get_envs().any(|(k, _)| k == "TRIB_LOG") {
+            cmd.env("TRIB_LOG", "info");
+        }
+        let mut child = cmd
             .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -223,6 +232,8 @@ impl Trib {
         });
         // The banner is "Serving URL", "Available Routes:" and one line per
         // route, printed at once; it is complete when no line follows soon.
+        // An app with only Redis triggers prints "Active Channels:" and its
+        // channels instead, and serves no URL (`base` is then empty).
         let deadline = Instant::now() + Duration::from_secs(120);
         let (mut base, mut banner) = (None, String::new());
         loop {
@@ -230,6 +241,9 @@ impl Trib {
                 Ok(line) => {
                     if let Some(url) = line.strip_prefix("Serving ") {
                         base = Some(url.trim().to_owned());
+                    }
+                    if line == "Active Channels:" && base.is_none() {
+                        base = Some(String::new());
                     }
                     banner.push_str(&line);
                     banner.push('\n');
@@ -470,6 +484,8 @@ const TRIB_METRICS: &[&str] = &[
     trib::metrics::LIMIT_HITS,
     trib::metrics::ABANDONED,
     trib::metrics::CONNECTIONS_OPEN,
+    trib::metrics::REDIS_MESSAGES,
+    trib::metrics::REDIS_RECONNECTS,
     "trib_request_duration_seconds_count",
     "trib_request_duration_seconds_sum",
     "trib_instantiation_duration_seconds_count",

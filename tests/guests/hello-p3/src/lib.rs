@@ -78,6 +78,16 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 Err(e) => failure(format!("{:?}", e.kind())),
             })
         }
+        // Writes `?out=` to stdout and `?err=` to stderr, a line each.
+        "print" => {
+            use std::io::Write as _;
+            let out = query(&req, "out").unwrap_or_default();
+            let err = query(&req, "err").unwrap_or_default();
+            println!("{out}");
+            eprintln!("{err}");
+            std::io::stdout().flush()?;
+            Ok(text("printed".into()))
+        }
         "env" => {
             let name = query(&req, "name").unwrap_or_default();
             Ok(text(std::env::var(&name).unwrap_or_else(|_| "<unset>".into())))

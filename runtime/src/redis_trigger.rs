@@ -1,0 +1,524 @@
+//! The Redis trigger: `[[trigger.redis]]` subscribes to a channel and runs
+//! a component for every message published on it, as Spin's
+//! `trigger-redis` does.
+//!
+//! - At startup ([`RedisTriggers::prepare`]) each trigger's address and
+//!   channel are expanded from variables, and each component is compiled,
+//!   linked and checked to export `fermyon:spin/inbound-redis` (spin-sdk
+//!   5.x) or `spin:redis/inbound-redis@3.0.0` (spin-sdk 7): a wrong
+//!   component stops `trib up` instead of failing every message.
+//! - [`run`] keeps one pub/sub connection per server. Messages are handled
+//!   in the order they arrive, one at a time per server (Spin's order);
+//!   the components subscribed to the same channel run side by side.
+//! - Each message gets a fresh instance with what an HTTP request gets: the
+//!   same instance template (memory limit, Spin APIs, allowed hosts), the
+//!   request timeout, a slot of the shared instance pool and the
+//!   component's `max_concurrency`, metrics and logs. A guest that traps or
+//!   returns an error is logged and counted; the next message still runs.
+//! - A dropped connection (Redis restarted, `CLIENT KILL`) is reconnected
+//!   with exponential backoff and every channel subscribed again.
+//!
+//! Addresses may carry a password: only `host:port` is ever logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use indexmap::IndexMap;
+use redis::IntoConnectionInfo as _;
+use tokio::sync::{Semaphore, watch};
+use wasmtime::{Engine, Store};
+
+use crate::admission::Admission;
+use crate::app::LoadedApp;
+use crate::engine::loader::{LoadError, component_bytes};
+use crate::host::{HostState, InstanceTemplate};
+use crate::loader::Loader;
+use crate::manifest::App;
+use crate::runtime_config::RuntimeConfig;
+
+/// Export-side bindings of the two Redis handler generations.
+#[expect(missing_docs, reason = "generated from WIT; the WIT files document it")]
+pub mod bindings {
+    /// `fermyon:spin/inbound-redis` (spin-sdk 5.x `#[redis_component]`).
+    pub mod p2 {
+        wasmtime::component::bindgen!({
+            path: "../wit/triggers",
+            world: "tributary:triggers/redis-trigger-p2",
+            exports: { default: async },
+        });
+    }
+
+    /// `spin:redis/inbound-redis@3.0.0` (spin-sdk 7 `#[redis_subscriber]`).
+    pub mod p3 {
+        wasmtime::component::bindgen!({
+            path: "../wit/triggers",
+            world: "tributary:triggers/redis-trigger-p3",
+            exports: { default: async | store },
+            with: {
+                "spin:redis/redis@3.0.0": crate::spin_apis::p3::spin::redis::redis,
+            },
+        });
+    }
+}
+
+use bindings::p2::RedisTriggerP2Pre;
+use bindings::p3::RedisTriggerP3Pre;
+
+/// Shortest wait before reconnecting after a failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Problems with a Redis trigger found at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisTriggerError {
+    /// A trigger's address or channel could not be expanded.
+    #[error("[[trigger.redis]] for component {component:?}: {field}: {message}")]
+    Config {
+        /// The component the trigger runs.
+        component: String,
+        /// `address` or `channel`.
+        field: &'static str,
+        /// What is wrong (never the address itself: it may hold a password).
+        message: String,
+    },
+    /// The component cannot be loaded as a Redis handler.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// Which inbound-redis generation a component exports.
+enum HandlerPre {
+    P2(RedisTriggerP2Pre<HostState>),
+    P3(RedisTriggerP3Pre<HostState>),
+}
+
+/// How handling one message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler returned `ok`.
+    Ok,
+    /// The handler returned its `error` variant.
+    GuestError,
+    /// The instance trapped or could not be created.
+    Trap,
+    /// The handler ran past the request timeout.
+    Timeout,
+    /// The guest tried to grow memory past its limit.
+    Memory,
+}
+
+impl Outcome {
+    /// The `outcome` label of `trib_redis_messages_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::GuestError => "error",
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// One component ready to handle messages.
+struct Handler {
+    component: Arc<str>,
+    engine: Engine,
+    pre: HandlerPre,
+    template: InstanceTemplate,
+    /// The component's `max_concurrency`, shared with its HTTP triggers.
+    concurrency: Option<Arc<Semaphore>>,
+    timeout: Option<Duration>,
+}
+
+/// One server's subscriptions: channel to the components it runs.
+struct Server {
+    /// `host:port`, for logs.
+    shown: String,
+    client: redis::Client,
+    channels: IndexMap<String, Vec<Arc<Handler>>>,
+}
+
+/// Every Redis trigger of an app, resolved and loaded.
+#[derive(Default)]
+pub struct RedisTriggers {
+    servers: Vec<Arc<Server>>,
+}
+
+impl RedisTriggers {
+    /// Resolves addresses and channels and loads each handler component.
+    /// `concurrency` gives the semaphore of components that also serve
+    /// HTTP, so both triggers count against one `max_concurrency`.
+    pub fn prepare(
+        app: &App,
+        loader: &Loader,
+        runtime_config: &RuntimeConfig,
+        concurrency: impl Fn(&str) -> Option<Arc<Semaphore>>,
+    ) -> Result<Self, RedisTriggerError> {
+        let mut handlers: IndexMap<String, Arc<Handler>> = IndexMap::new();
+        let mut servers: IndexMap<String, Server> = IndexMap::new();
+        for trigger in &app.redis_triggers {
+            let config = |field: &'static str, message: String| RedisTriggerError::Config {
+                component: trigger.component.clone(),
+                field,
+                message,
+            };
+            let address = loader
+                .variables
+                .expand(&trigger.address)
+                .map_err(|e| config("address", e))?;
+            let channel = loader
+                .variables
+                .expand(&trigger.channel)
+                .map_err(|e| config("channel", e))?;
+            if channel.is_empty() {
+                return Err(config("channel", "is empty once expanded".into()));
+            }
+            let (client, shown) = client(&address).map_err(|m| config("address", m))?;
+            let handler = match handlers.get(&trigger.component) {
+                Some(h) => h.clone(),
+                None => {
+                    let component = app.component(&trigger.component).ok_or_else(|| {
+                        config("component", "no such component".into())
+                    })?;
+                    let semaphore = concurrency(&component.id).or_else(|| {
+                        runtime_config
+                            .scaling(component)
+                            .max_concurrency
+                            .map(|n| Arc::new(Semaphore::new(n)))
+                    });
+                    let h = Arc::new(load(loader, component, semaphore)?);
+                    handlers.insert(component.id.clone(), h.clone());
+                    h
+                }
+            };
+            servers
+                .entry(address)
+                .or_insert_with(|| Server {
+                    shown,
+                    client,
+                    channels: IndexMap::new(),
+                })
+                .channels
+                .entry(channel)
+                .or_default()
+                .push(handler);
+        }
+        Ok(Self {
+            servers: servers.into_values().map(Arc::new).collect(),
+        })
+    }
+
+    /// Whether the app has any Redis trigger.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    /// `host:port/channel` and the components each runs, as `spin up`
+    /// prints them.
+    pub fn channels(&self) -> Vec<(String, Vec<String>)> {
+        self.servers
+            .iter()
+            .flat_map(|server| {
+                server.channels.iter().map(|(channel, handlers)| {
+                    (
+                        format!("{}/{channel}", server.shown),
+                        handlers.iter().map(|h| h.component.to_string()).collect(),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// A client for `address`, and its `host:port` to show.
+fn client(address: &str) -> Result<(redis::Client, String), String> {
+    let scheme = address.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("redis" | "rediss" | "redis+unix" | "unix")) {
+        return Err(
+            "is not a Redis URL once expanded: use redis://HOST:PORT (or rediss:// for TLS)".into(),
+        );
+    }
+    let info = address
+        .into_connection_info()
+        .map_err(|_| "is not a valid Redis URL once expanded".to_owned())?;
+    let shown = info.addr().to_string();
+    let client = redis::Client::open(info).map_err(|_| "is not a valid Redis URL".to_owned())?;
+    Ok((client, shown))
+}
+
+/// Compiles and links `component` and checks that it exports a Redis
+/// handler.
+fn load(
+    loader: &Loader,
+    component: &crate::manifest::Component,
+    concurrency: Option<Arc<Semaphore>>,
+) -> Result<Handler, LoadError> {
+    let started = Instant::now();
+    let err = |message: String| LoadError::Component {
+        component: component.id.clone(),
+        message,
+    };
+    crate::engine::loader::check_source(component)?;
+    let bytes = component_bytes(component, loader.cache.dir())?;
+    crate::app::check_imports(component, &bytes)?;
+    let (compiled, cached) = loader
+        .cache
+        .load(&loader.engine, &bytes)
+        .map_err(|e| err(e.to_string()))?;
+    let pre = loader.linker.instantiate_pre(&compiled).map_err(|e| {
+        err(format!(
+            "imports something this host does not provide: {e:#}"
+        ))
+    })?;
+    let pre = match (
+        RedisTriggerP2Pre::new(pre.clone()),
+        RedisTriggerP3Pre::new(pre),
+    ) {
+        (Ok(p2), Err(_)) => HandlerPre::P2(p2),
+        (Err(_), Ok(p3)) => HandlerPre::P3(p3),
+        (Ok(_), Ok(_)) => {
+            return Err(err(
+                "exports both fermyon:spin/inbound-redis and spin:redis/inbound-redis@3.0.0: a Redis trigger's component exports one of them".into(),
+            ));
+        }
+        (Err(_), Err(_)) => {
+            return Err(err(
+                "is run by a Redis trigger but exports neither fermyon:spin/inbound-redis (spin-sdk 5 #[redis_component]) nor spin:redis/inbound-redis@3.0.0 (spin-sdk 7 #[redis_subscriber])".into(),
+            ));
+        }
+    };
+    let template = loader.template(component)?;
+    tracing::info!(
+        component = %component.id,
+        cached,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Redis handler loaded"
+    );
+    crate::metrics::component_loaded(&component.id, cached);
+    Ok(Handler {
+        component: component.id.as_str().into(),
+        engine: loader.engine.clone(),
+        pre,
+        template,
+        concurrency,
+        timeout: loader.request_timeout,
+    })
+}
+
+impl Handler {
+    /// Runs one message on a fresh instance, once capacity allows.
+    async fn handle(&self, admission: &Admission, channel: &str, payload: Vec<u8>) -> Outcome {
+        // A message is not dropped for want of capacity: it waits, and so
+        // does the subscription behind it (Redis buffers for us).
+        let _admitted = loop {
+            match admission.admit(self.concurrency.as_ref()).await {
+                Ok(admitted) => break admitted,
+                Err(rejected) => {
+                    tracing::warn!(component = %self.component, channel, "no capacity for a Redis message ({rejected}); still waiting");
+                    crate::metrics::limit_hit(&self.component, rejected.limit());
+                }
+            }
+        };
+        let started = Instant::now();
+        let mut store = Store::new(&self.engine, self.template.state());
+        store.limiter(|state| &mut state.limits);
+        // As for HTTP: a busy guest yields at every epoch tick, so the
+        // timeout below can stop it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let run = self.run(&mut store, payload);
+        let result = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.ok(),
+            None => Some(run.await),
+        };
+        let memory = store.data().limits.exceeded();
+        drop(store);
+        let outcome = match result {
+            None => {
+                tracing::warn!(component = %self.component, channel, "Redis handler timed out");
+                crate::metrics::limit_hit(&self.component, "timeout");
+                Outcome::Timeout
+            }
+            Some(_) if memory => {
+                tracing::warn!(component = %self.component, channel, "Redis handler hit the memory limit");
+                crate::metrics::limit_hit(&self.component, "memory");
+                Outcome::Memory
+            }
+            Some(Ok(Ok(()))) => {
+                tracing::debug!(component = %self.component, channel, "Redis message handled");
+                Outcome::Ok
+            }
+            Some(Ok(Err(message))) => {
+                tracing::warn!(component = %self.component, channel, "Redis handler returned an error: {message}");
+                Outcome::GuestError
+            }
+            Some(Err(trap)) => {
+                tracing::error!(component = %self.component, channel, "Redis handler failed: {trap:#}");
+                Outcome::Trap
+            }
+        };
+        crate::metrics::redis_message_done(
+            &self.component,
+            channel,
+            outcome.label(),
+            started.elapsed(),
+        );
+        outcome
+    }
+
+    /// Instantiates and calls the handler; the inner error is the guest's
+    /// own `error` variant.
+    async fn run(
+        &self,
+        store: &mut Store<HostState>,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let started = Instant::now();
+        match &self.pre {
+            HandlerPre::P2(pre) => {
+                let guest = pre.instantiate_async(&mut *store).await?;
+                let _live = Live::new(&self.component, started);
+                let result = guest
+                    .fermyon_spin_inbound_redis()
+                    .call_handle_message(&mut *store, &payload)
+                    .await?;
+                Ok(result.map_err(|e| format!("{e:?}")))
+            }
+            HandlerPre::P3(pre) => {
+                let guest = pre.instantiate_async(&mut *store).await?;
+                let _live = Live::new(&self.component, started);
+                let result = store
+                    .run_concurrent(async |accessor| {
+                        guest
+                            .spin_redis_inbound_redis()
+                            .call_handle_message(accessor, payload)
+                            .await
+                    })
+                    .await??;
+                Ok(result.map_err(|e| format!("{e:?}")))
+            }
+        }
+    }
+}
+
+/// Counts a live instance in the metrics for as long as it is held.
+struct Live<'a>(&'a str);
+
+impl<'a> Live<'a> {
+    fn new(component: &'a str, started: Instant) -> Self {
+        crate::metrics::instance_started(component, started.elapsed());
+        Self(component)
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        crate::metrics::instance_ended(self.0);
+    }
+}
+
+/// Subscribes to every server's channels and handles messages until `stop`
+/// turns `true`; the message being handled then finishes first.
+pub async fn run(app: Arc<LoadedApp>, stop: watch::Receiver<bool>) {
+    // The HTTP server ticks the epoch when there is one; otherwise we do,
+    // so busy handlers still yield and time out.
+    let _epoch = (!app.has_http_triggers())
+        .then(|| crate::engine::epoch::EpochTicker::start(app.engine().clone()));
+    let tasks: Vec<_> = app
+        .redis_triggers()
+        .servers
+        .iter()
+        .map(|server| tokio::spawn(subscribe(server.clone(), app.clone(), stop.clone())))
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// One server's subscription loop: connect, subscribe, handle messages;
+/// on a lost connection, back off and start again.
+async fn subscribe(server: Arc<Server>, app: Arc<LoadedApp>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut first = true;
+    loop {
+        let connect = async {
+            let mut pubsub = server.client.get_async_pubsub().await?;
+            for channel in server.channels.keys() {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let connected = tokio::select! {
+            c = connect => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let mut pubsub = match connected {
+            Ok(pubsub) => pubsub,
+            Err(e) => {
+                tracing::warn!(
+                    server = %server.shown,
+                    retry_ms = backoff.as_millis() as u64,
+                    "Redis trigger cannot subscribe: {}",
+                    describe(&e),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        if !first {
+            crate::metrics::redis_reconnected(&server.shown);
+        }
+        first = false;
+        backoff = MIN_BACKOFF;
+        tracing::info!(
+            server = %server.shown,
+            channels = ?server.channels.keys().collect::<Vec<_>>(),
+            "Redis trigger subscribed"
+        );
+        let mut messages = pubsub.on_message();
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let Some(message) = message else { break };
+            dispatch(&server, app.admission(), &message).await;
+        }
+        tracing::warn!(server = %server.shown, "Redis trigger lost its connection; subscribing again");
+    }
+}
+
+/// Runs every component subscribed to the message's channel.
+async fn dispatch(server: &Server, admission: &Admission, message: &redis::Msg) {
+    let channel = message.get_channel_name();
+    let Some(handlers) = server.channels.get(channel) else {
+        tracing::warn!(server = %server.shown, channel, "message from a channel not subscribed to");
+        return;
+    };
+    let payload = message.get_payload_bytes();
+    futures::future::join_all(
+        handlers
+            .iter()
+            .map(|h| h.handle(admission, channel, payload.to_vec())),
+    )
+    .await;
+}
+
+/// A Redis error without anything from the address: its kind and, for
+/// I/O errors, the OS's words.
+fn describe(e: &redis::RedisError) -> String {
+    match e.kind() {
+        redis::ErrorKind::Io => format!(
+            "connection failed ({})",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+        kind => format!("{kind:?}"),
+    }
+}
