@@ -187,7 +187,10 @@ impl LoadedApp {
 
 /// Fails, naming the import, if a component imports an interface the
 /// host does not link (core modules get theirs from the WASI adapter).
-pub(crate) fn check_imports(component: &crate::manifest::Component, bytes: &[u8]) -> Result<(), LoadError> {
+pub(crate) fn check_imports(
+    component: &crate::manifest::Component,
+    bytes: &[u8],
+) -> Result<(), LoadError> {
     if !wasmparser::Parser::is_component(bytes) {
         return Ok(());
     }
@@ -270,7 +273,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     }
     let loader = Arc::new(Loader {
         root: app.root.clone(),
-        http_client: crate::outbound::client()?,
+        http_clients: crate::outbound::Clients::new(&settings.runtime_config),
         handle: handle.clone(),
         variables,
         key_value: key_value.clone(),

@@ -18,9 +18,11 @@
 pub mod admission;
 pub mod allowed_hosts;
 pub mod app;
+pub mod blocked_networks;
 pub mod body;
 pub mod build_cmd;
 pub mod cli_values;
+pub mod client_tls;
 pub mod config_file;
 pub mod dispatch;
 pub mod duration;

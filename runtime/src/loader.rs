@@ -15,7 +15,7 @@ use crate::engine::loader::{HttpAbi, LoadError, compile, link};
 use crate::host::{HostState, InstanceTemplate};
 use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
 use crate::manifest::Component;
-use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
+use crate::outbound::{AppHandle, Clients, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
@@ -36,8 +36,8 @@ pub struct LoadedComponent {
 pub struct Loader {
     /// The app directory.
     pub root: PathBuf,
-    /// The app-wide outbound HTTP client.
-    pub http_client: HttpClient,
+    /// The app-wide outbound HTTP clients.
+    pub http_clients: Clients,
     /// Where chained requests go.
     pub handle: AppHandle,
     /// The app's resolved variables.
@@ -120,7 +120,7 @@ impl Loader {
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),
             allowed,
-            self.http_client.clone(),
+            self.http_clients.clone(),
             self.handle.clone(),
         ));
         let mounts =

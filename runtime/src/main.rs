@@ -325,10 +325,13 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         args.max_instance_concurrent_reuse_count,
     );
     let output = OutputSettings {
-        log_dir: match &args.log_dir {
-            Some(dir) if dir.is_empty() => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => runtime_config.state_dir(&app).map(|dir| dir.join("logs")),
+        // The flag, then the runtime config's `log_dir`, then the state
+        // directory's `logs`.
+        log_dir: match (&args.log_dir, &runtime_config.log_dir) {
+            (Some(dir), _) if dir.is_empty() => None,
+            (Some(dir), _) => Some(PathBuf::from(dir)),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => runtime_config.state_dir(&app).map(|dir| dir.join("logs")),
         },
         truncate: args.truncate_logs,
         follow: Follow::from_flags(&args.follow, args.quiet),
@@ -340,6 +343,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(trib::tls::server_config(cert, key)?),
         _ => None,
     };
+    let providers = trib::variables::Providers::from_env(args.variables_file.as_deref())?
+        .with_cli_values(cli_variables)
+        .with_runtime_config(&runtime_config.variables_providers, &app.root)?;
     let settings = RuntimeSettings {
         engine: EngineSettings {
             pooling: !args.no_pooling,
@@ -360,8 +366,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         max_request_body: args.max_request_body,
         runtime_config,
-        providers: trib::variables::Providers::from_env(args.variables_file.as_deref())?
-            .with_cli_values(cli_variables),
+        providers,
         sqlite_statements: args.sqlite.clone(),
         output,
     };
@@ -418,7 +423,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             Ok(())
         };
         if let Some(redis) = redis
-            && tokio::time::timeout(args.shutdown_grace, redis).await.is_err()
+            && tokio::time::timeout(args.shutdown_grace, redis)
+                .await
+                .is_err()
         {
             tracing::warn!("Redis messages still running after the grace period: stopped");
         }

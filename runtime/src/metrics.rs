@@ -184,7 +184,12 @@ pub fn cold_start(component: &str) {
 }
 
 /// Records a handled Redis message.
-pub fn redis_message_done(component: &str, channel: &str, outcome: &'static str, elapsed: Duration) {
+pub fn redis_message_done(
+    component: &str,
+    channel: &str,
+    outcome: &'static str,
+    elapsed: Duration,
+) {
     counter!(REDIS_MESSAGES, "component" => component.to_owned(), "channel" => channel.to_owned(), "outcome" => outcome)
         .increment(1);
     histogram!(REDIS_MESSAGE_SECONDS, "component" => component.to_owned())

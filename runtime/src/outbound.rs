@@ -7,36 +7,161 @@
 //! - a request to `self` (or with no host) goes through the app's own router
 //!   when `http://self` is allowed;
 //! - anything else must match `allowed_outbound_hosts`, then goes out on the
-//!   shared pooled client (HTTP/1.1 and HTTP/2, TLS with the webpki roots);
+//!   shared pooled client (HTTP/1.1 and HTTP/2, TLS with the webpki roots,
+//!   or the runtime config's `[[client_tls]]` for the hosts it names);
 //! - a denied request fails in the guest with `HTTP-request-denied` and one
-//!   warning in the log; it is never sent.
+//!   warning in the log; it is never sent;
+//! - an address in the runtime config's `block_networks` (an IP literal, or
+//!   every address a name resolves to) fails with
+//!   `destination-IP-prohibited`, as in Spin.
 
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll};
 
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::{AllowedHosts, Destination, default_port};
+use crate::blocked_networks::BlockedNetworks;
+use crate::client_tls::ClientTls;
+use crate::runtime_config::RuntimeConfig;
 
 /// The suffix of hosts that name components of this app.
 pub const CHAINING_SUFFIX: &str = ".spin.internal";
 
-/// The app-wide pooled client.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, WasiBody>;
+/// A pooled client.
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, WasiBody>;
 
-/// Builds the pooled client; idle connections are kept and reused by every
+/// The app's outbound clients: one pooled client for everything, and one
+/// per `[[client_tls]]` entry; idle connections are kept and reused by every
 /// instance of every component.
-pub fn client() -> anyhow::Result<HttpClient> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+#[derive(Clone)]
+pub struct Clients {
+    default: HttpClient,
+    tls: Vec<(ClientTls, HttpClient)>,
+    blocked: Arc<BlockedNetworks>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("client_tls", &self.tls.len())
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    /// The clients the runtime config asks for.
+    pub fn new(config: &RuntimeConfig) -> Self {
+        let blocked = Arc::new(config.blocked_networks.clone());
+        let build = |tls: Option<Arc<rustls::ClientConfig>>| {
+            let mut http = HttpConnector::new_with_resolver(Resolver {
+                inner: GaiResolver::new(),
+                blocked: blocked.clone(),
+            });
+            http.enforce_http(false);
+            let builder = hyper_rustls::HttpsConnectorBuilder::new();
+            let https = match tls {
+                Some(config) => builder.with_tls_config((*config).clone()),
+                None => builder.with_webpki_roots(),
+            }
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+            Client::builder(TokioExecutor::new()).build(https)
+        };
+        Self {
+            default: build(None),
+            tls: config
+                .client_tls
+                .iter()
+                .map(|entry| (entry.clone(), build(Some(entry.config()))))
+                .collect(),
+            blocked,
+        }
+    }
+
+    /// The client for `component` calling `host:port` over HTTPS: the first
+    /// `[[client_tls]]` entry naming both, or the default one.
+    fn for_destination(&self, component: &str, https: bool, host: &str, port: u16) -> &HttpClient {
+        if https {
+            for (entry, client) in &self.tls {
+                if entry.applies(component, host, port) {
+                    return client;
+                }
+            }
+        }
+        &self.default
+    }
+}
+
+/// Name lookup that drops addresses in `block_networks` (and fails when
+/// nothing is left), so a name cannot lead into a blocked network.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: GaiResolver,
+    blocked: Arc<BlockedNetworks>,
+}
+
+/// The marker of a lookup whose every address is blocked.
+#[derive(Debug, thiserror::Error)]
+#[error("every address of this host is in block_networks")]
+struct Blocked;
+
+type ResolveFuture =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, std::io::Error>> + Send>>;
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = ResolveFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let lookup = self.inner.call(name);
+        let blocked = self.blocked.clone();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = lookup.await?.collect();
+            let open: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !blocked.blocks(a.ip()))
+                .collect();
+            if open.is_empty() && !found.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    Blocked,
+                ));
+            }
+            Ok(open.into_iter())
+        })
+    }
+}
+
+/// Whether `error` (a client error) came from [`Blocked`].
+fn is_blocked(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<Blocked>())
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// What answers chained requests: the running app, which owns the
@@ -81,7 +206,7 @@ impl AppHandle {
 pub struct OutboundHttp {
     component: Arc<str>,
     allowed: AllowedHosts,
-    client: HttpClient,
+    clients: Clients,
     app: AppHandle,
 }
 
@@ -107,13 +232,13 @@ impl OutboundHttp {
     pub fn new(
         component: Arc<str>,
         allowed: AllowedHosts,
-        client: HttpClient,
+        clients: Clients,
         app: AppHandle,
     ) -> Self {
         Self {
             component,
             allowed,
-            client,
+            clients,
             app,
         }
     }
@@ -121,6 +246,11 @@ impl OutboundHttp {
     fn deny(&self, what: &dyn std::fmt::Display) -> SendFuture {
         tracing::warn!(component = %self.component, destination = %what, "outbound HTTP denied: not in allowed_outbound_hosts");
         Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+
+    fn prohibit(&self, what: &dyn std::fmt::Display) -> SendFuture {
+        tracing::warn!(component = %self.component, destination = %what, "outbound HTTP refused: the address is in block_networks");
+        Box::new(async { Err(HttpError::DestinationIpProhibited) })
     }
 
     /// Sends (or refuses, or chains) one request.
@@ -150,11 +280,23 @@ impl OutboundHttp {
         if let Some(component) = host.strip_suffix(CHAINING_SUFFIX) {
             return self.chain(request, Some(component.to_owned()));
         }
-        let client = self.client.clone();
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && self.clients.blocked.blocks(ip)
+        {
+            return self.prohibit(&dest);
+        }
+        let client = self
+            .clients
+            .for_destination(&self.component, scheme == "https", &host, port)
+            .clone();
+        let component = self.component.clone();
         Box::new(async move {
             let response = client.request(request).await.map_err(|e| {
                 tracing::debug!(error = %e, "outbound request failed");
-                if e.is_connect() {
+                if is_blocked(&e) {
+                    tracing::warn!(%component, "outbound HTTP refused: the host resolves only into block_networks");
+                    HttpError::DestinationIpProhibited
+                } else if e.is_connect() {
                     HttpError::ConnectionRefused
                 } else {
                     HttpError::InternalError(Some(e.to_string()))

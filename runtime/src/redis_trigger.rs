@@ -180,9 +180,9 @@ impl RedisTriggers {
             let handler = match handlers.get(&trigger.component) {
                 Some(h) => h.clone(),
                 None => {
-                    let component = app.component(&trigger.component).ok_or_else(|| {
-                        config("component", "no such component".into())
-                    })?;
+                    let component = app
+                        .component(&trigger.component)
+                        .ok_or_else(|| config("component", "no such component".into()))?;
                     let semaphore = concurrency(&component.id).or_else(|| {
                         runtime_config
                             .scaling(component)

@@ -1,5 +1,7 @@
 //! `runtime-config.toml` in Spin's format: where key-value stores and
-//! SQLite databases live. trib's own per-component settings are not here
+//! SQLite databases live, where variables come from
+//! (`[[variables_provider]]`), the state and log directories, blocked
+//! networks and client TLS for outbound HTTPS. trib's own per-component settings are not here
 //! (Spin would refuse the file): they live in `[component.ID.tool.trib]`
 //! in `spin.toml` (see [`crate::manifest::ScalingPolicy`]).
 //!
@@ -12,10 +14,13 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::blocked_networks::BlockedNetworks;
+use crate::client_tls::{ClientTls, ClientTlsSpec};
 use crate::config_file::{ConfigFileError, Locator};
 pub use crate::duration::{DurationError, parse_duration};
 use crate::manifest::{App, Component};
 pub use crate::manifest::{DEFAULT_IDLE_TIMEOUT, ScalingPolicy};
+use crate::variables::ProviderConfig;
 
 /// The validated runtime config.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +34,16 @@ pub struct RuntimeConfig {
     /// `--max-instance-reuse-count` and
     /// `--max-instance-concurrent-reuse-count`, for every component.
     pub reuse: (Option<usize>, Option<usize>),
+    /// The file's `log_dir`: `None` when unset, `Some(None)` for `""` (no
+    /// log files); the `--log-dir` flag wins over it.
+    pub log_dir: Option<Option<std::path::PathBuf>>,
+    /// `[[variables_provider]]` (or Spin's older `[[config_provider]]`), in
+    /// order; Spin's default environment provider is always asked last.
+    pub variables_providers: Vec<ProviderConfig>,
+    /// `[outbound_networking] block_networks`.
+    pub blocked_networks: BlockedNetworks,
+    /// `[[client_tls]]` entries, their files read.
+    pub client_tls: Vec<ClientTls>,
 }
 
 /// The application state directory (`--state-dir`): default key-value
@@ -149,6 +164,60 @@ struct RawRuntimeConfig {
     key_value_store: IndexMap<Spanned<String>, RawKeyValueStore>,
     #[serde(default)]
     sqlite_database: IndexMap<Spanned<String>, RawSqliteDatabase>,
+    variables_provider: Option<Vec<Spanned<RawVariablesProvider>>>,
+    /// Spin's older name for `variables_provider`.
+    config_provider: Option<Vec<Spanned<RawVariablesProvider>>>,
+    state_dir: Option<String>,
+    log_dir: Option<String>,
+    outbound_networking: Option<RawOutboundNetworking>,
+    #[serde(default)]
+    client_tls: Vec<Spanned<RawClientTls>>,
+    /// Spin keys trib does not implement: refused by name, not ignored.
+    llm_compute: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum RawVariablesProvider {
+    Env(RawEnvProvider),
+    Static(RawStaticProvider),
+    /// Refused by name; its keys (a token, say) are not even kept.
+    Vault {},
+    /// Refused by name, likewise.
+    AzureKeyVault {},
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvProvider {
+    prefix: Option<String>,
+    dotenv_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaticProvider {
+    #[serde(default)]
+    values: IndexMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundNetworking {
+    block_networks: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientTls {
+    #[serde(default)]
+    component_ids: Vec<Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    ca_use_webpki_roots: Option<bool>,
+    ca_roots_file: Option<String>,
+    client_cert_file: Option<String>,
+    client_private_key_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,11 +349,116 @@ pub fn parse(path: &Path, text: &str, app: &App) -> Result<RuntimeConfig, Config
             },
         );
     }
+    if let Some(llm) = &raw.llm_compute {
+        return Err(loc.error(
+            llm.span().start,
+            "llm_compute".to_owned(),
+            "trib does not implement Spin's Serverless AI (llm_compute): remove the table",
+        ));
+    }
+    let relative = |text: &str| {
+        let path = Path::new(text);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            base.join(path)
+        }
+    };
+    let providers = match (raw.variables_provider, raw.config_provider) {
+        (Some(a), Some(_)) => {
+            let offset = a.first().map_or(0, |p| p.span().start);
+            return Err(loc.error(
+                offset,
+                "config_provider".to_owned(),
+                "give [[variables_provider]] or the older [[config_provider]], not both",
+            ));
+        }
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => Vec::new(),
+    };
+    let mut variables_providers = Vec::new();
+    for provider in providers {
+        let offset = provider.span().start;
+        variables_providers.push(match provider.into_inner() {
+            RawVariablesProvider::Env(RawEnvProvider {
+                prefix,
+                dotenv_path,
+            }) => ProviderConfig::Env {
+                prefix,
+                dotenv_path: dotenv_path.as_deref().map(relative),
+            },
+            RawVariablesProvider::Static(RawStaticProvider { values }) => {
+                ProviderConfig::Static(values)
+            }
+            RawVariablesProvider::Vault {} | RawVariablesProvider::AzureKeyVault {} => {
+                return Err(loc.error(
+                    offset,
+                    "variables_provider.type".to_owned(),
+                    "trib does not implement Spin's vault and azure_key_vault providers: use type = \"env\" or \"static\" (or SPIN_VARIABLE_* set by your secret manager)",
+                ));
+            }
+        });
+    }
+    let blocked_networks = match raw.outbound_networking.and_then(|n| n.block_networks) {
+        Some(list) => BlockedNetworks::parse(list.get_ref()).map_err(|e| {
+            loc.error(
+                list.span().start,
+                "outbound_networking.block_networks".to_owned(),
+                e.to_string(),
+            )
+        })?,
+        None => BlockedNetworks::default(),
+    };
+    let mut client_tls = Vec::new();
+    for entry in raw.client_tls {
+        let offset = entry.span().start;
+        let entry = entry.into_inner();
+        for id in &entry.component_ids {
+            if app.component(id.get_ref()).is_none() {
+                return Err(loc.error(
+                    id.span().start,
+                    "client_tls.component_ids".to_owned(),
+                    format!(
+                        "the manifest defines no component {:?} (check the name against [component.NAME] in {})",
+                        id.get_ref(),
+                        app.manifest_path.display()
+                    ),
+                ));
+            }
+        }
+        let spec = ClientTlsSpec {
+            components: entry
+                .component_ids
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            hosts: entry.hosts,
+            use_webpki_roots: entry.ca_use_webpki_roots,
+            ca_roots_file: entry.ca_roots_file.as_deref().map(relative),
+            client_cert_file: entry.client_cert_file.as_deref().map(relative),
+            client_private_key_file: entry.client_private_key_file.as_deref().map(relative),
+        };
+        client_tls.push(
+            ClientTls::load(&spec)
+                .map_err(|e| loc.error(offset, "client_tls".to_owned(), e.to_string()))?,
+        );
+    }
     Ok(RuntimeConfig {
         key_value_stores,
         sqlite_databases,
-        state_dir: StateDir::Default,
+        state_dir: match raw.state_dir.as_deref() {
+            None => StateDir::Default,
+            Some("") => StateDir::Unset,
+            Some(dir) => StateDir::At(relative(dir)),
+        },
         reuse: (None, None),
+        log_dir: raw
+            .log_dir
+            .as_deref()
+            .map(|dir| (!dir.is_empty()).then(|| relative(dir))),
+        variables_providers,
+        blocked_networks,
+        client_tls,
     })
 }
 
@@ -317,6 +491,63 @@ mod tests {
     }
 
     #[test]
+    fn spins_keys_are_read() {
+        let text = r#"
+state_dir = "state"
+log_dir = ""
+[[config_provider]]
+type = "env"
+prefix = "MYAPP"
+dotenv_path = "vars.env"
+[[config_provider]]
+type = "static"
+values = { api_host = "static.example" }
+[outbound_networking]
+block_networks = ["1.1.1.1/32", "private"]
+[[client_tls]]
+component_ids = ["api"]
+hosts = ["example.com:8443"]
+"#;
+        let config = parse(Path::new("/srv/app/rc.toml"), text, &app()).expect("valid");
+        assert_eq!(config.state_dir, StateDir::At("/srv/app/state".into()));
+        assert_eq!(config.log_dir, Some(None));
+        assert_eq!(
+            config.variables_providers,
+            [
+                ProviderConfig::Env {
+                    prefix: Some("MYAPP".into()),
+                    dotenv_path: Some("/srv/app/vars.env".into()),
+                },
+                ProviderConfig::Static(IndexMap::from([(
+                    "api_host".to_owned(),
+                    "static.example".to_owned()
+                )])),
+            ]
+        );
+        assert!(
+            config
+                .blocked_networks
+                .blocks("1.1.1.1".parse().expect("ip"))
+        );
+        assert!(
+            config
+                .blocked_networks
+                .blocks("127.0.0.1".parse().expect("ip"))
+        );
+        assert!(
+            !config
+                .blocked_networks
+                .blocks("8.8.8.8".parse().expect("ip"))
+        );
+        assert_eq!(config.client_tls.len(), 1);
+        assert!(config.client_tls[0].applies("api", "example.com", 8443));
+        let empty = parse(Path::new("rc.toml"), "", &app()).expect("empty is valid");
+        assert_eq!(empty.state_dir, StateDir::Default);
+        assert_eq!(empty.log_dir, None);
+        assert!(empty.blocked_networks.is_empty());
+    }
+
+    #[test]
     fn mistakes_are_located_errors() {
         let cases = [
             (
@@ -326,6 +557,30 @@ mod tests {
             (
                 "[key_value_stor.default]\n",
                 "rc.toml:1:2: key_value_stor: unknown field `key_value_stor`",
+            ),
+            (
+                "[[variables_provider]]\ntype = \"vault\"\nurl = \"http://127.0.0.1:8200\"\n",
+                "rc.toml:1:1: variables_provider.type: trib does not implement Spin's vault and azure_key_vault providers",
+            ),
+            (
+                "[[variables_provider]]\ntype = \"env\"\n[[config_provider]]\ntype = \"env\"\n",
+                "rc.toml:1:1: config_provider: give [[variables_provider]] or the older [[config_provider]], not both",
+            ),
+            (
+                "[llm_compute]\ntype = \"spin\"\n",
+                "rc.toml:1:1: llm_compute: trib does not implement Spin's Serverless AI",
+            ),
+            (
+                "[outbound_networking]\nblock_networks = [\"10.0.0.0/33\"]\n",
+                "rc.toml:2:18: outbound_networking.block_networks: \"10.0.0.0/33\" is not an IP network",
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"nope\"]\nhosts = [\"example.com\"]\n",
+                "rc.toml:2:18: client_tls.component_ids: the manifest defines no component \"nope\"",
+            ),
+            (
+                "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"example.com\"]\nca_roots_file = \"missing-ca.pem\"\n",
+                "rc.toml:1:1: client_tls: ca_roots_file: cannot use missing-ca.pem",
             ),
         ];
         for (text, want) in cases {

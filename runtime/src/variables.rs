@@ -1,8 +1,10 @@
 //! Application variables: where values come from and what each component sees.
 //!
 //! Providers are asked in order: `--variable` flags, the `.env`-style file
-//! given with `--variables-file`, then `SPIN_VARIABLE_<NAME>` environment
-//! variables;
+//! given with `--variables-file`, the runtime config's
+//! `[[variables_provider]]`s in their order, then Spin's default provider:
+//! `SPIN_VARIABLE_<NAME>` environment variables, then the same names in a
+//! `.env` file in the app directory;
 //! the manifest's `default` comes last. A component sees only the names in
 //! its `[component.X.variables]`, each a template over application
 //! variables (`"https://{{ api_host }}/v1"`). Everything is resolved once,
@@ -23,8 +25,29 @@ use crate::manifest::{App, Component};
 pub struct Providers {
     cli: HashMap<String, String>,
     file: HashMap<String, String>,
+    /// The runtime config's providers, in order.
+    configured: Vec<HashMap<String, String>>,
     env: HashMap<String, String>,
 }
+
+/// One `[[variables_provider]]` of the runtime config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderConfig {
+    /// `type = "env"`: `PREFIX_NAME` environment variables (prefix
+    /// `SPIN_VARIABLE` by default; an empty prefix means bare names), then
+    /// the same names in `dotenv_path` if given.
+    Env {
+        /// `prefix`.
+        prefix: Option<String>,
+        /// `dotenv_path`, resolved against the runtime config's directory.
+        dotenv_path: Option<std::path::PathBuf>,
+    },
+    /// `type = "static"`: fixed `values`.
+    Static(IndexMap<String, String>),
+}
+
+/// Spin's default environment prefix.
+const DEFAULT_PREFIX: &str = "SPIN_VARIABLE";
 
 /// A variable that cannot be resolved at startup.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +81,7 @@ impl Providers {
     /// replaced by the process environment or an earlier line. A name may
     /// carry the `SPIN_VARIABLE_` prefix; names are case-insensitive.
     pub fn from_env(file: Option<&Path>) -> Result<Self, VariableError> {
-        let env = std::env::vars()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("SPIN_VARIABLE_")
-                    .map(|name| (name.to_ascii_lowercase(), v))
-            })
-            .collect();
+        let env = prefixed(std::env::vars(), DEFAULT_PREFIX);
         let file = match file {
             Some(path) => parse_env_file(path)?,
             None => HashMap::new(),
@@ -71,8 +89,54 @@ impl Providers {
         Ok(Self {
             cli: HashMap::new(),
             file,
+            configured: Vec::new(),
             env,
         })
+    }
+
+    /// Adds the runtime config's providers and the default `.env` of the
+    /// app in `app_dir`, as Spin's default provider reads it (only
+    /// `SPIN_VARIABLE_` names; the process environment wins over it). A
+    /// `dotenv_path` that does not exist is skipped with a warning, as
+    /// Spin skips it.
+    pub fn with_runtime_config(
+        mut self,
+        providers: &[ProviderConfig],
+        app_dir: &Path,
+    ) -> Result<Self, VariableError> {
+        for provider in providers {
+            self.configured.push(match provider {
+                ProviderConfig::Static(values) => values
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+                ProviderConfig::Env {
+                    prefix,
+                    dotenv_path,
+                } => {
+                    let prefix = prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+                    let mut values = match dotenv_path {
+                        Some(path) if path.is_file() => {
+                            prefixed(read_env_file(path)?, prefix)
+                        }
+                        Some(path) => {
+                            tracing::warn!(path = %path.display(), "variables_provider dotenv_path does not exist: skipped");
+                            HashMap::new()
+                        }
+                        None => HashMap::new(),
+                    };
+                    values.extend(prefixed(std::env::vars(), prefix));
+                    values
+                }
+            });
+        }
+        let dotenv = app_dir.join(".env");
+        if dotenv.is_file() {
+            let mut env = prefixed(read_env_file(&dotenv)?, DEFAULT_PREFIX);
+            env.extend(std::mem::take(&mut self.env));
+            self.env = env;
+        }
+        Ok(self)
     }
 
     /// Adds `--variable` values, which win over every other provider (as
@@ -88,9 +152,8 @@ impl Providers {
     /// Providers with fixed values (for embedding and tests).
     pub fn fixed(values: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
-            cli: HashMap::new(),
             file: values.into_iter().collect(),
-            env: HashMap::new(),
+            ..Self::default()
         }
     }
 
@@ -98,13 +161,47 @@ impl Providers {
         self.cli
             .get(name)
             .or_else(|| self.file.get(name))
+            .or_else(|| self.configured.iter().find_map(|layer| layer.get(name)))
             .or_else(|| self.env.get(name))
     }
 }
 
-/// The variables in the `.env` file at `path`, by lowercase name without
-/// the `SPIN_VARIABLE_` prefix; the last line naming a variable wins.
+/// The entries named `PREFIX_NAME` (bare `NAME` for an empty prefix), by
+/// lower-case `NAME`.
+fn prefixed(
+    entries: impl IntoIterator<Item = (String, String)>,
+    prefix: &str,
+) -> HashMap<String, String> {
+    entries
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let name = if prefix.is_empty() {
+                Some(key.as_str())
+            } else {
+                key.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_prefix('_'))
+            };
+            name.map(|n| (n.to_ascii_lowercase(), value))
+        })
+        .collect()
+}
+
+/// The variables in the `--variables-file` at `path`, by lowercase name
+/// with or without the `SPIN_VARIABLE_` prefix; the last line naming a
+/// variable wins.
 fn parse_env_file(path: &Path) -> Result<HashMap<String, String>, VariableError> {
+    Ok(read_env_file(path)?
+        .into_iter()
+        .map(|(key, value)| {
+            let key = key.strip_prefix("SPIN_VARIABLE_").unwrap_or(&key);
+            (key.to_ascii_lowercase(), value)
+        })
+        .collect())
+}
+
+/// The entries of the `.env` file at `path`, in file order (a later line
+/// naming the same key wins when collected).
+fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, VariableError> {
     let err = |line: usize, reason: String| VariableError::File {
         path: path.display().to_string(),
         line,
@@ -116,15 +213,12 @@ fn parse_env_file(path: &Path) -> Result<HashMap<String, String>, VariableError>
         rest: text.as_bytes(),
         lines: 0,
     };
-    let mut values = HashMap::new();
+    let mut values = Vec::new();
     let mut entries = dotenvy::from_read_iter(&mut reader);
     let failure = loop {
         match entries.next() {
             None => break None,
-            Some(Ok((key, value))) => {
-                let key = key.strip_prefix("SPIN_VARIABLE_").unwrap_or(&key);
-                values.insert(key.to_ascii_lowercase(), value);
-            }
+            Some(Ok(entry)) => values.push(entry),
             Some(Err(e)) => break Some(e),
         }
     };
@@ -333,6 +427,77 @@ maybe = "{{ optional }}"
         assert!(matches!(vars.get("maybe"), Err(Lookup::Provider(_))));
         assert!(matches!(vars.get("nope"), Err(Lookup::Undefined(_))));
         assert!(matches!(vars.get("Bad-Name"), Err(Lookup::InvalidName(_))));
+    }
+
+    #[test]
+    fn runtime_config_providers_come_in_order_and_the_app_env_file_last() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join(".env"),
+            "SPIN_VARIABLE_TOKEN=from-app-dotenv\nSPIN_VARIABLE_API_HOST=dotenv.example\nOPTIONAL=unprefixed-is-ignored\n",
+        )
+        .expect("write .env");
+        let custom = dir.path().join("custom.env");
+        std::fs::write(
+            &custom,
+            "TRIBTEST_API_HOST=custom.example\nAPI_HOST=no-prefix\n",
+        )
+        .expect("write custom");
+        let app = app(APP);
+        let resolve_with = |providers: &[ProviderConfig]| {
+            let p = Providers::default()
+                .with_runtime_config(providers, dir.path())
+                .expect("providers");
+            let resolved = resolve(&app, &p).expect("resolves");
+            let vars = resolved.for_component(&app.components["api"]);
+            (
+                vars.get("url"),
+                vars.get("auth"),
+                vars.get("maybe").is_err(),
+            )
+        };
+        // The app's .env alone: only SPIN_VARIABLE_ names.
+        assert_eq!(
+            resolve_with(&[]),
+            (
+                Ok("https://dotenv.example/v1".into()),
+                Ok("Bearer from-app-dotenv".into()),
+                true
+            )
+        );
+        // A configured env provider with its own prefix and dotenv wins
+        // over the default one; a static provider before it wins over it.
+        let env = ProviderConfig::Env {
+            prefix: Some("TRIBTEST".into()),
+            dotenv_path: Some(custom.clone()),
+        };
+        assert_eq!(
+            resolve_with(std::slice::from_ref(&env)).0,
+            Ok("https://custom.example/v1".into())
+        );
+        let fixed = ProviderConfig::Static(IndexMap::from([(
+            "API_HOST".to_owned(),
+            "static.example".to_owned(),
+        )]));
+        assert_eq!(
+            resolve_with(&[fixed, env]).0,
+            Ok("https://static.example/v1".into())
+        );
+        // A missing dotenv_path is skipped, as in Spin.
+        let missing = ProviderConfig::Env {
+            prefix: None,
+            dotenv_path: Some(dir.path().join("absent.env")),
+        };
+        assert_eq!(
+            resolve_with(&[missing]).0,
+            Ok("https://dotenv.example/v1".into())
+        );
+        // An empty prefix reads bare names.
+        let bare = ProviderConfig::Env {
+            prefix: Some(String::new()),
+            dotenv_path: Some(custom),
+        };
+        assert_eq!(resolve_with(&[bare]).0, Ok("https://no-prefix/v1".into()));
     }
 
     /// `text` written to a file and read as a variables file.

@@ -18,6 +18,7 @@ mod pipeline;
 mod postgres;
 mod redis_api;
 mod redis_trigger;
+mod runtime_config;
 mod scaling;
 mod segment_compat;
 mod serving;

@@ -16,6 +16,11 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
+    /// TCP connections accepted so far.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let connections = Arc::new(AtomicUsize::new(0));

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::{AppDir, Trib, assert_mentions, backend_available, build_wasm, repo_root, trib};
+use crate::support::{
+    AppDir, Trib, assert_mentions, backend_available, build_wasm, repo_root, trib,
+};
 
 const SERVER: &str = "127.0.0.1:6379";
 const ADDRESS: &str = "redis://127.0.0.1:6379";
@@ -122,7 +124,10 @@ impl Running {
             "no HTTP listener without HTTP triggers:\n{}",
             trib.banner
         );
-        assert_mentions(&trib.banner, &["Active Channels:", &channel_p2, &channel_p3]);
+        assert_mentions(
+            &trib.banner,
+            &["Active Channels:", &channel_p2, &channel_p3],
+        );
         let running = Self {
             channel_p2,
             channel_p3,
@@ -139,9 +144,11 @@ impl Running {
     /// count of subscribers, `PUBSUB NUMSUB`).
     fn wait_subscribed(&self, con: &mut redis::Connection) {
         for channel in [&self.channel_p2, &self.channel_p3] {
-            wait(&format!("a subscriber on {channel}"), || {
-                subscribers(con, channel) == 1
-            }, || self.trib.log());
+            wait(
+                &format!("a subscriber on {channel}"),
+                || subscribers(con, channel) == 1,
+                || self.trib.log(),
+            );
         }
     }
 
@@ -226,8 +233,16 @@ fn a_thousand_messages_run_a_thousand_instances_of_each_sdk_generation() {
     // Exactly N each, in the order published (one message at a time per
     // server, as Spin handles them), and nothing else counted.
     let expected: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
-    assert_eq!(received(&mut con, &app.key_p2), expected, "spin-sdk 5 guest");
-    assert_eq!(received(&mut con, &app.key_p3), expected, "spin-sdk 7 guest");
+    assert_eq!(
+        received(&mut con, &app.key_p2),
+        expected,
+        "spin-sdk 5 guest"
+    );
+    assert_eq!(
+        received(&mut con, &app.key_p3),
+        expected,
+        "spin-sdk 7 guest"
+    );
     for (component, channel) in [("p2", &app.channel_p2), ("p3", &app.channel_p3)] {
         for outcome in ["error", "trap", "timeout", "memory"] {
             assert_eq!(

@@ -143,11 +143,7 @@ fn check_address(
     let text = address.get_ref();
     check_templates(loc, at, field, text, variables)?;
     if text.trim().is_empty() {
-        return Err(loc.error(
-            at,
-            field,
-            format!("must not be empty (e.g. {EXAMPLE})"),
-        ));
+        return Err(loc.error(at, field, format!("must not be empty (e.g. {EXAMPLE})")));
     }
     // Only the literal text before the first template can be checked now;
     // the rest is checked once variables are resolved.
@@ -178,9 +174,7 @@ fn check_address(
 /// missing from it.
 fn offset_of_table(loc: &Locator<'_>, table: &str) -> usize {
     let header = format!("[{table}]");
-    loc.text()
-        .find(&header)
-        .map_or(0, |i| i + 1)
+    loc.text().find(&header).map_or(0, |i| i + 1)
 }
 
 #[cfg(test)]
@@ -203,7 +197,10 @@ mod tests {
              [component.w]\nsource = \"w.wasm\"\n"
         ))
         .expect("valid");
-        assert!(app.http_triggers.is_empty(), "an app of Redis triggers only");
+        assert!(
+            app.http_triggers.is_empty(),
+            "an app of Redis triggers only"
+        );
         assert_eq!(
             app.redis_triggers,
             [
