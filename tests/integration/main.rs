@@ -19,6 +19,7 @@ mod postgres;
 mod redis_api;
 mod redis_trigger;
 mod scaling;
+mod sdk_generations;
 mod segment_compat;
 mod serving;
 mod spin_cli;
