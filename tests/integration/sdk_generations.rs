@@ -78,7 +78,10 @@ fn each_sdk_generation_round_trips_key_value_and_reads_a_variable() {
         let (status, body) = trib.get(&format!("/sdk{sdk}/kv?key=k{sdk}&value={value}"));
         assert_eq!(
             (status, body.as_str()),
-            (200, format!("sdk={sdk} kv={value} var={who} from sdk{sdk}\n").as_str()),
+            (
+                200,
+                format!("sdk={sdk} kv={value} var={who} from sdk{sdk}\n").as_str()
+            ),
             "spin-sdk {sdk}.x guest; log:\n{}",
             trib.log()
         );
@@ -87,9 +90,21 @@ fn each_sdk_generation_round_trips_key_value_and_reads_a_variable() {
     for sdk in [5, 7] {
         let value = format!("value-{sdk}-{}", std::process::id());
         trib.assert_gets(&[
-            (&format!("/sdk{sdk}/kv-set?store=default&key=k{sdk}&value={value}"), 200, "ok"),
-            (&format!("/sdk{sdk}/kv-get?store=default&key=k{sdk}"), 200, &value),
-            (&format!("/sdk{sdk}/var?name=name"), 200, &format!("{who} from sdk{sdk}")),
+            (
+                &format!("/sdk{sdk}/kv-set?store=default&key=k{sdk}&value={value}"),
+                200,
+                "ok",
+            ),
+            (
+                &format!("/sdk{sdk}/kv-get?store=default&key=k{sdk}"),
+                200,
+                &value,
+            ),
+            (
+                &format!("/sdk{sdk}/var?name=name"),
+                200,
+                &format!("{who} from sdk{sdk}"),
+            ),
         ]);
     }
     // One store behind every generation: what 3, 4 and 6 stored, 5 and 7 read.
