@@ -20,6 +20,7 @@ mod redis_api;
 mod redis_trigger;
 mod runtime_config;
 mod scaling;
+mod sdk_generations;
 mod segment_compat;
 mod serving;
 mod spin_cli;

@@ -19,6 +19,8 @@ const TRIGGERS_WIT: &str = include_str!("../../../wit/triggers/triggers.wit");
 
 /// WASI interfaces Wasmtime 48 links (`wasmtime-wasi` and
 /// `wasmtime-wasi-http`, WASI 0.2.12 and 0.3.0); unstable ones left out.
+/// The release candidates in [`crate::engine::wasi_rc::ALIASES`] are
+/// provided too (the loader renames them to these).
 const WASI: &[(&str, &[&str])] = &[
     (
         "wasi:cli@0.2.12",
@@ -82,6 +84,19 @@ const WASI: &[(&str, &[&str])] = &[
     ),
     ("wasi:sockets@0.3.0", &["types", "ip-name-lookup"]),
     ("wasi:http@0.3.0", &["types", "handler", "client"]),
+];
+
+/// WASI release candidates whose types differ from every release Wasmtime
+/// 48 links, so no renaming can serve them, and why, in words.
+const UNSERVABLE_CANDIDATES: &[(&str, &str)] = &[
+    (
+        "0.2.0-rc-2023-10-18",
+        "a WASI 0.2.0 release candidate, the one spin-sdk 2.x targets; Wasmtime 48 links only WASI 0.2 releases, whose types differ from it: rebuild the component with spin-sdk 3 or newer",
+    ),
+    (
+        "0.2.0-rc-2023-11-10",
+        "a WASI 0.2.0 release candidate; Wasmtime 48 links only WASI 0.2 releases, whose types differ from it: rebuild the component against WASI 0.2.0 or newer",
+    ),
 ];
 
 /// An import `trib` cannot satisfy.
@@ -155,6 +170,19 @@ fn provided() -> Vec<Interface> {
             }
         }
     }
+    // Release candidates the loader renames to a release linked above.
+    let aliased: Vec<Interface> = all
+        .iter()
+        .filter_map(|i| {
+            let version = i.version.as_ref()?.to_string();
+            let package = i.package.strip_prefix("wasi:")?;
+            crate::engine::wasi_rc::ALIASES
+                .iter()
+                .filter(|a| a.release == version && a.packages.contains(&package))
+                .find_map(|a| Interface::parse(&format!("{}@{}", i.path, a.candidate)))
+        })
+        .collect();
+    all.extend(aliased);
     for line in HOST_WIT.lines().chain(TRIGGERS_WIT.lines()) {
         let line = line.trim();
         if let Some(name) = line
@@ -213,7 +241,16 @@ pub fn check(imports: &[String]) -> Result<(), MissingImport> {
         if ok {
             continue;
         }
-        let nearest = nearest(&wanted, &same_path, &provided);
+        let candidate = wanted.version.as_ref().and_then(|v| {
+            let v = v.to_string();
+            UNSERVABLE_CANDIDATES
+                .iter()
+                .find(|(c, _)| *c == v && wanted.package.starts_with("wasi:"))
+        });
+        let nearest = match candidate {
+            Some((_, why)) => (*why).to_owned(),
+            None => nearest(&wanted, &same_path, &provided),
+        };
         return Err(MissingImport {
             import: import.clone(),
             nearest,
@@ -290,6 +327,26 @@ mod tests {
             e.to_string()
                 .ends_with("(it has no wasi:cli/nope at any version)"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn spin_sdk_6s_wasi_candidate_is_provided() {
+        check(&names(&[
+            "wasi:http/types@0.3.0-rc-2026-03-15",
+            "wasi:cli/stdin@0.3.0-rc-2026-03-15",
+            "spin:key-value/key-value@3.0.0",
+            "spin:variables/variables@3.0.0",
+        ]))
+        .expect("provided");
+    }
+
+    #[test]
+    fn spin_sdk_2s_wasi_candidate_is_refused_saying_why() {
+        let e = check(&names(&["wasi:io/poll@0.2.0-rc-2023-10-18"])).expect_err("rc");
+        assert_eq!(
+            e.to_string(),
+            "imports wasi:io/poll@0.2.0-rc-2023-10-18, which trib does not provide (a WASI 0.2.0 release candidate, the one spin-sdk 2.x targets; Wasmtime 48 links only WASI 0.2 releases, whose types differ from it: rebuild the component with spin-sdk 3 or newer)"
         );
     }
 

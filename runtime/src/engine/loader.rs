@@ -128,7 +128,13 @@ pub fn component_bytes(
             });
         }
     };
-    crate::engine::compose::compose(component, bytes, cache_dir).map_err(|e| err(e.to_string()))
+    let bytes = crate::engine::compose::compose(component, bytes, cache_dir)
+        .map_err(|e| err(e.to_string()))?;
+    // WASI release candidates Wasmtime links under the release's name.
+    Ok(match crate::engine::wasi_rc::rename(&bytes) {
+        std::borrow::Cow::Owned(renamed) => renamed,
+        std::borrow::Cow::Borrowed(_) => bytes,
+    })
 }
 
 /// Links `compiled` against the host and tells which HTTP generation it
