@@ -20,6 +20,8 @@ use crate::router::Router;
 use crate::runtime_config::RuntimeConfig;
 use crate::scaling::ComponentSlot;
 use crate::spin_apis::key_value::KeyValueStores;
+use crate::spin_apis::outbound_redis::RedisPools;
+use crate::spin_apis::postgres::PostgresPools;
 use crate::spin_apis::sqlite::Databases;
 use crate::variables::Providers;
 
@@ -278,8 +280,12 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         variables,
         key_value: key_value.clone(),
         sqlite,
-        postgres: Arc::default(),
-        redis: Arc::default(),
+        postgres: Arc::new(
+            PostgresPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
+        ),
+        redis: Arc::new(
+            RedisPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
+        ),
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),

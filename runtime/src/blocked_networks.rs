@@ -47,6 +47,33 @@ impl BlockedNetworks {
         !self.private && self.networks.is_empty()
     }
 
+    /// Refuses `host:port` when it is a blocked IP, or a name whose every
+    /// address is blocked (for clients that dial names themselves: the
+    /// database and Redis drivers). The message names the host, never more.
+    pub async fn check(&self, host: &str, port: u16) -> Result<(), String> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let refused = || format!("address {host}:{port} is in the runtime config's block_networks");
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return if self.blocks(ip) {
+                Err(refused())
+            } else {
+                Ok(())
+            };
+        }
+        // A name that does not resolve fails later, in the driver, with
+        // its own error.
+        let Ok(found) = tokio::net::lookup_host((host, port)).await else {
+            return Ok(());
+        };
+        let addresses: Vec<IpAddr> = found.map(|a| a.ip()).collect();
+        if !addresses.is_empty() && addresses.iter().all(|ip| self.blocks(*ip)) {
+            return Err(refused());
+        }
+        Ok(())
+    }
+
     /// Whether `ip` may not be dialled.
     pub fn blocks(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
@@ -150,6 +177,26 @@ mod tests {
         for global in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
             assert!(!blocked.blocks(ip(global)), "{global}");
         }
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_by_every_address_they_resolve_to() {
+        let private = BlockedNetworks::parse(&["private"]).expect("valid");
+        let err = private
+            .check("localhost", 5432)
+            .await
+            .expect_err("loopback");
+        assert_eq!(
+            err,
+            "address localhost:5432 is in the runtime config's block_networks"
+        );
+        assert!(private.check("127.0.0.1", 6379).await.is_err());
+        let other = BlockedNetworks::parse(&["10.0.0.0/8"]).expect("valid");
+        assert_eq!(other.check("localhost", 5432).await, Ok(()));
+        assert_eq!(
+            BlockedNetworks::default().check("10.1.1.1", 1).await,
+            Ok(())
+        );
     }
 
     #[test]

@@ -117,7 +117,7 @@ route = "/other/..."
 component = "other"
 [component.api]
 source = "{p3}"
-allowed_outbound_hosts = ["http://127.0.0.1:{{ port }}", "http://localhost:{{ port }}", "https://127.0.0.1:{{ port }}"]
+allowed_outbound_hosts = ["http://127.0.0.1:{{ port }}", "http://localhost:{{ port }}", "https://127.0.0.1:{{ port }}", "postgres://localhost:5432"]
 [component.other]
 source = "{p3}"
 allowed_outbound_hosts = ["https://127.0.0.1:{{ port }}"]
@@ -146,6 +146,16 @@ fn block_networks_refuse_addresses_the_allow_list_admits() {
         assert!(body.contains("DestinationIpProhibited"), "{path}: {body}");
     }
     assert_eq!(upstream.connections(), before, "nothing was sent");
+    // Database drivers dial names themselves: the name is checked first.
+    let (status, body) = blocked.post(
+        "/api/pg?op=query&address=postgres://postgres@localhost:5432/test",
+        "SELECT 1",
+    );
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("ConnectionFailed") && body.contains("block_networks"),
+        "{body}"
+    );
     let log = blocked.log();
     assert!(log.contains("block_networks"), "{log}");
 }

@@ -86,6 +86,7 @@ pub struct RedisPools {
     shared: Mutex<HashMap<String, Arc<OnceCell<ConnectionManager>>>>,
     private: Mutex<HashMap<String, Arc<Semaphore>>>,
     max_private_per_address: usize,
+    blocked: crate::blocked_networks::BlockedNetworks,
 }
 
 impl Default for RedisPools {
@@ -101,7 +102,14 @@ impl RedisPools {
             shared: Mutex::default(),
             private: Mutex::default(),
             max_private_per_address: max_private.max(1),
+            blocked: Default::default(),
         }
+    }
+
+    /// Refuses hosts in the runtime config's `block_networks`.
+    pub fn with_blocked(mut self, blocked: crate::blocked_networks::BlockedNetworks) -> Self {
+        self.blocked = blocked;
+        self
     }
 
     /// The address's shared connection, connecting on first use (a failed
@@ -156,6 +164,9 @@ struct Target {
     key: String,
     /// `scheme://host:port`, for logs and errors.
     shown: String,
+    /// Host and port dialled, for `block_networks`.
+    host: String,
+    port: u16,
     password: Option<String>,
 }
 
@@ -217,6 +228,10 @@ impl RedisAccess {
     /// Opens a connection to `address` if the component may reach it.
     pub async fn open(&self, address: String) -> Result<Connection, RedisError> {
         let target = self.target(address)?;
+        if let Err(refused) = self.pools.blocked.check(&target.host, target.port).await {
+            tracing::warn!(component = %self.component, "{refused}");
+            return Err(RedisError::Other(refused));
+        }
         let shared = self.pools.shared(&target).await?;
         Ok(Connection {
             target,
@@ -260,6 +275,8 @@ impl RedisAccess {
             client,
             key: address,
             shown,
+            host,
+            port,
             password,
         })
     }

@@ -61,6 +61,7 @@ pub struct PostgresPools {
     open: Mutex<HashMap<String, Arc<Semaphore>>>,
     max_open_per_address: usize,
     open_wait: Duration,
+    blocked: crate::blocked_networks::BlockedNetworks,
 }
 
 impl Default for PostgresPools {
@@ -102,7 +103,14 @@ impl PostgresPools {
             open: Mutex::default(),
             max_open_per_address: max_open.max(1),
             open_wait: wait,
+            blocked: Default::default(),
         }
+    }
+
+    /// Refuses hosts in the runtime config's `block_networks`.
+    pub fn with_blocked(mut self, blocked: crate::blocked_networks::BlockedNetworks) -> Self {
+        self.blocked = blocked;
+        self
     }
 
     /// A place under `address`'s cap: free, or made by closing an idle
@@ -179,6 +187,17 @@ impl PostgresAccess {
         let config = Config::from_str(&builder.address)
             .map_err(|e| pg::Error::ConnectionFailed(format!("invalid address: {e}")))?;
         self.check_allowed(&config)?;
+        let ports = config.get_ports();
+        for (i, host) in config.get_hosts().iter().enumerate() {
+            if let Host::Tcp(name) = host {
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                self.pools
+                    .blocked
+                    .check(name.trim_matches(['[', ']']), port)
+                    .await
+                    .map_err(pg::Error::ConnectionFailed)?;
+            }
+        }
         let key = PoolKey {
             component: self.component.clone(),
             address: builder.address,
