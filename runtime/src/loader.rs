@@ -117,6 +117,7 @@ impl Loader {
             ),
             redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
         };
+        let sockets = Arc::new(allowed.clone());
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),
             allowed,
@@ -137,7 +138,8 @@ impl Loader {
                 })?;
         Ok(
             InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts)
-                .with_output(output),
+                .with_output(output)
+                .with_sockets(sockets),
         )
     }
 }

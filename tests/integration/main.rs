@@ -21,6 +21,7 @@ mod redis_trigger;
 mod scaling;
 mod segment_compat;
 mod serving;
+mod sockets;
 mod spin_cli;
 mod spin_parity;
 mod support;
