@@ -19,6 +19,7 @@ use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::outbound_mqtt::MqttAccess;
 use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Databases, SqliteAccess};
@@ -116,6 +117,7 @@ impl Loader {
                 self.postgres.clone(),
             ),
             redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
+            mqtt: MqttAccess::new(&component.id, Arc::new(allowed.clone())),
         };
         let sockets = Arc::new(allowed.clone());
         let outbound = Arc::new(OutboundHttp::new(

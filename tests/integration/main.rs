@@ -13,6 +13,7 @@ mod hardening;
 mod host_apis;
 mod ingest;
 mod manifests;
+mod mqtt_api;
 mod outbound;
 mod pipeline;
 mod postgres;
