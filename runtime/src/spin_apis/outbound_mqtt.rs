@@ -18,7 +18,9 @@
 //! the first `publish`, which waits until the broker has the message (sent
 //! at QoS 0, `PUBACK` at 1, `PUBCOMP` at 2). A broker that cannot be
 //! reached, or does not answer within [`PUBLISH_TIMEOUT`], is
-//! `connection-failed` with the cause.
+//! `connection-failed` with the cause; its message stays queued on that
+//! connection and goes out when a later publish reaches the broker, as in
+//! Spin.
 //!
 //! The password never reaches a log line, a `Debug` print or an error: it
 //! is held only inside the `rumqttc` options, and error texts are scrubbed
@@ -198,10 +200,12 @@ impl Connection {
     ) -> Result<(), MqttError> {
         let qos = QoS::from(qos);
         let mut event_loop = self.event_loop.lock().await;
+        // Queued without waiting: the queue drains only while this
+        // publish polls below, so a full one (messages a down broker never
+        // took) would never make room.
         self.client
-            .publish(topic, qos, false, payload)
-            .await
-            .map_err(|e| MqttError::Other(self.scrub(e.to_string())))?;
+            .try_publish(topic, qos, false, payload)
+            .map_err(|e| MqttError::Other(self.scrub(format!("{}: {e}", self.shown))))?;
         let delivered = async {
             loop {
                 let event = event_loop.poll().await.map_err(|e| {
