@@ -4,13 +4,17 @@
 //! small `*View` borrow (`WasiView`, `WasiHttpView`) and wired by one
 //! `add_to_linker` call, the way Wasmtime's own `serve` does it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::allowed_hosts::{AllowedHosts, Destination};
+use crate::blocked_networks::BlockedNetworks;
 use crate::files::Mount;
 use crate::guest_output::ComponentOutput;
 use crate::manifest::Component;
@@ -92,6 +96,9 @@ pub struct InstanceTemplate {
     /// Where stdout and stderr go (`None`: trib's own, as for `trib
     /// transform run`).
     output: Option<ComponentOutput>,
+    /// Where `wasi:sockets` may connect (`None`: nowhere), and the
+    /// runtime config's blocked networks, which win.
+    sockets: Option<(Arc<AllowedHosts>, Arc<BlockedNetworks>)>,
 }
 
 impl InstanceTemplate {
@@ -116,7 +123,21 @@ impl InstanceTemplate {
             outbound,
             mounts: mounts.into(),
             output: None,
+            sockets: None,
         }
+    }
+
+    /// Lets `wasi:sockets` TCP connect and UDP connect/send reach what
+    /// `allowed` allows (see [`socket_allowed`]); without it every socket
+    /// address is denied. An address in `blocked` is denied whatever
+    /// `allowed` says.
+    pub fn with_sockets(
+        mut self,
+        allowed: Arc<AllowedHosts>,
+        blocked: Arc<BlockedNetworks>,
+    ) -> Self {
+        self.sockets = Some((allowed, blocked));
+        self
     }
 
     /// Sends the guest's stdout and stderr to `output` (log files and the
@@ -146,6 +167,17 @@ impl InstanceTemplate {
                 tracing::warn!(component = %self.component, dir = %mount.host.display(), "cannot mount: {e}");
             }
         }
+        if let Some((allowed, blocked)) = &self.sockets {
+            let (allowed, blocked) = (allowed.clone(), blocked.clone());
+            wasi.allow_tcp(true)
+                .allow_udp(true)
+                .allow_ip_name_lookup(false)
+                .socket_addr_check(move |addr, used_for| {
+                    let ok = socket_allowed(&allowed, addr, used_for)
+                        && (addr.ip().is_unspecified() || !blocked.blocks(addr.ip()));
+                    Box::pin(std::future::ready(ok))
+                });
+        }
         HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -159,6 +191,30 @@ impl InstanceTemplate {
             },
         }
     }
+}
+
+/// Whether a guest may use `addr` for `used_for`, as Spin decides it:
+/// a TCP connect needs a `tcp://` (or `*://`) entry allowing the IP and
+/// port, a UDP connect, send or receive a `udp://` (or `*://`) one; the
+/// destination is always an IP (name lookup is denied), so only IP and
+/// CIDR entries (and `*`) can match. Binding is allowed only as the
+/// implicit bind before a connect or send (the unspecified address, port
+/// 0); listening and accepting are denied, so a guest never serves.
+pub fn socket_allowed(allowed: &AllowedHosts, addr: SocketAddr, used_for: SocketAddrUse) -> bool {
+    let scheme = match used_for {
+        SocketAddrUse::TcpConnect => "tcp",
+        SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => "udp",
+        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+            return addr.ip().is_unspecified() && addr.port() == 0;
+        }
+        SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => return false,
+    };
+    let host = addr.ip().to_canonical().to_string();
+    allowed.allows(&Destination {
+        scheme,
+        host: &host,
+        port: addr.port(),
+    })
 }
 
 impl WasiView for HostState {
@@ -198,4 +254,46 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     crate::spin_apis::add_to_linker(&mut linker, spin_view)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("socket address")
+    }
+
+    #[test]
+    fn sockets_follow_allowed_outbound_hosts() {
+        let allowed = AllowedHosts::parse(&[
+            "tcp://127.0.0.1:7000",
+            "udp://10.0.0.0/8:53",
+            "*://[fd00::]/8:9000..9002",
+        ])
+        .expect("rules");
+        let ok = |a: &str, u| socket_allowed(&allowed, addr(a), u);
+        use SocketAddrUse::*;
+        assert!(ok("127.0.0.1:7000", TcpConnect));
+        assert!(!ok("127.0.0.1:7001", TcpConnect));
+        assert!(!ok("127.0.0.2:7000", TcpConnect));
+        assert!(!ok("127.0.0.1:7000", UdpSend), "a tcp:// entry is TCP only");
+        assert!(ok("[::ffff:127.0.0.1]:7000", TcpConnect), "IPv4-mapped");
+        assert!(ok("10.1.2.3:53", UdpSend));
+        assert!(ok("10.1.2.3:53", UdpReceive));
+        assert!(!ok("10.1.2.3:53", TcpConnect), "a udp:// entry is UDP only");
+        assert!(!ok("11.1.2.3:53", UdpSend));
+        assert!(ok("[fd00::1]:9001", TcpConnect));
+        assert!(ok("[fd00::1]:9001", UdpSend));
+        assert!(!ok("[fd00::1]:9002", TcpConnect), "the range excludes 9002");
+        // The implicit bind before a connect, and nothing else.
+        assert!(ok("0.0.0.0:0", TcpBind));
+        assert!(ok("[::]:0", UdpBind));
+        assert!(!ok("0.0.0.0:8080", TcpBind));
+        assert!(!ok("127.0.0.1:0", TcpBind));
+        assert!(!ok("0.0.0.0:0", TcpListen));
+        assert!(!ok("127.0.0.1:7000", TcpAccept));
+        let none = AllowedHosts::default();
+        assert!(!socket_allowed(&none, addr("127.0.0.1:7000"), TcpConnect));
+    }
 }

@@ -19,6 +19,7 @@ use crate::outbound::{AppHandle, Clients, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::outbound_mqtt::MqttAccess;
 use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Databases, SqliteAccess};
@@ -116,7 +117,9 @@ impl Loader {
                 self.postgres.clone(),
             ),
             redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
+            mqtt: MqttAccess::new(&component.id, Arc::new(allowed.clone())),
         };
+        let sockets = Arc::new(allowed.clone());
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),
             allowed,
@@ -137,7 +140,8 @@ impl Loader {
                 })?;
         Ok(
             InstanceTemplate::new(component, self.max_memory, spin, outbound, mounts)
-                .with_output(output),
+                .with_output(output)
+                .with_sockets(sockets, self.http_clients.blocked()),
         )
     }
 }

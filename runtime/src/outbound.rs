@@ -89,6 +89,11 @@ impl Clients {
         }
     }
 
+    /// The runtime config's blocked networks (also for sockets).
+    pub fn blocked(&self) -> Arc<BlockedNetworks> {
+        self.blocked.clone()
+    }
+
     /// The client for `component` calling `host:port` over HTTPS: the first
     /// `[[client_tls]]` entry naming both, or the default one.
     fn for_destination(&self, component: &str, https: bool, host: &str, port: u16) -> &HttpClient {

@@ -300,6 +300,8 @@ mod tests {
             "spin:postgres/postgres@4.0.0",
             "spin:key-value/key-value@3.0.0",
             "fermyon:spin/redis-types",
+            "fermyon:spin/mqtt@2.0.0",
+            "spin:mqtt/mqtt@3.0.0",
         ]))
         .expect("provided");
     }

@@ -138,6 +138,8 @@ macro_rules! sync_sqlite_connection {
 
 pub mod key_value;
 pub mod key_value_redis;
+pub mod outbound_mqtt;
+mod outbound_mqtt_impl;
 pub mod outbound_redis;
 mod outbound_redis_impl;
 mod p2_impl;
@@ -170,6 +172,7 @@ pub mod p2 {
             "wasi:keyvalue/store.bucket": crate::spin_apis::key_value::StoreHandle,
             "wasi:keyvalue/atomics.cas": crate::spin_apis::key_value::Cas,
             "fermyon:spin/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
+            "fermyon:spin/mqtt.connection": crate::spin_apis::outbound_mqtt::SharedConnection,
         },
     });
 }
@@ -187,6 +190,7 @@ pub mod p3 {
             "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
             "spin:postgres/postgres.connection-builder": crate::spin_apis::postgres::Builder,
             "spin:redis/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
+            "spin:mqtt/mqtt.connection": crate::spin_apis::outbound_mqtt::SharedConnection,
         },
     });
 }
@@ -204,6 +208,8 @@ pub struct SpinCtx {
     pub postgres: postgres::PostgresAccess,
     /// Redis servers the component may reach.
     pub redis: outbound_redis::RedisAccess,
+    /// MQTT brokers the component may reach.
+    pub mqtt: outbound_mqtt::MqttAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.
