@@ -277,6 +277,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         sqlite,
         postgres: Arc::default(),
         redis: Arc::default(),
+        mysql: Arc::default(),
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),

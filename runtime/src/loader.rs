@@ -19,6 +19,7 @@ use crate::outbound::{AppHandle, HttpClient, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::mysql::{MysqlAccess, MysqlPools};
 use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Databases, SqliteAccess};
@@ -50,6 +51,8 @@ pub struct Loader {
     pub postgres: Arc<PostgresPools>,
     /// Redis connections.
     pub redis: Arc<RedisPools>,
+    /// MySQL connection pools.
+    pub mysql: Arc<MysqlPools>,
     /// The engine.
     pub engine: Engine,
     /// The host's interfaces.
@@ -116,6 +119,7 @@ impl Loader {
                 self.postgres.clone(),
             ),
             redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
+            mysql: MysqlAccess::new(&component.id, Arc::new(allowed.clone()), self.mysql.clone()),
         };
         let outbound = Arc::new(OutboundHttp::new(
             component.id.as_str().into(),

@@ -263,6 +263,11 @@ mod tests {
             "spin:postgres/postgres@4.0.0",
             "spin:key-value/key-value@3.0.0",
             "fermyon:spin/redis-types",
+            "fermyon:spin/rdbms-types@2.0.0",
+            "fermyon:spin/postgres@2.0.0",
+            "fermyon:spin/mysql@2.0.0",
+            "spin:postgres/postgres@3.0.0",
+            "spin:mysql/mysql@3.0.0",
         ]))
         .expect("provided");
     }

@@ -138,12 +138,15 @@ macro_rules! sync_sqlite_connection {
 
 pub mod key_value;
 pub mod key_value_redis;
+pub mod mysql;
+mod mysql_impl;
 pub mod outbound_redis;
 mod outbound_redis_impl;
 mod p2_impl;
 mod p3_impl;
 pub mod postgres;
 mod postgres_impl;
+mod postgres_old;
 mod postgres_values;
 pub mod sqlite;
 pub mod sqlite_file;
@@ -170,6 +173,9 @@ pub mod p2 {
             "wasi:keyvalue/store.bucket": crate::spin_apis::key_value::StoreHandle,
             "wasi:keyvalue/atomics.cas": crate::spin_apis::key_value::Cas,
             "fermyon:spin/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
+            "fermyon:spin/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
+            "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
+            "fermyon:spin/mysql.connection": crate::spin_apis::mysql::SharedConnection,
         },
     });
 }
@@ -187,6 +193,7 @@ pub mod p3 {
             "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
             "spin:postgres/postgres.connection-builder": crate::spin_apis::postgres::Builder,
             "spin:redis/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
+            "spin:mysql/mysql.connection": crate::spin_apis::mysql::SharedConnection,
         },
     });
 }
@@ -204,6 +211,8 @@ pub struct SpinCtx {
     pub postgres: postgres::PostgresAccess,
     /// Redis servers the component may reach.
     pub redis: outbound_redis::RedisAccess,
+    /// MySQL servers the component may reach.
+    pub mysql: mysql::MysqlAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.
