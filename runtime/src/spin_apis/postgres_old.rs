@@ -15,8 +15,8 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use super::p2::fermyon::spin::{postgres as pg2, rdbms_types as rt};
-use super::p2::spin::postgres::postgres as pg3;
-use super::p3::spin::postgres::postgres as pg;
+use super::p2::spin::postgres3_0_0::postgres as pg3;
+use super::p3::spin::postgres4_2_0::postgres as pg;
 use super::postgres::Connection;
 use super::postgres_impl::SharedConnection;
 use super::SpinView;
