@@ -24,9 +24,15 @@ pub fn split(body: &str) -> (String, Vec<(String, String)>) {
 
 /// A value's `Debug` form without the generated type's prefix.
 pub fn show(v: &dyn std::fmt::Debug) -> String {
-    ["DbValue::", "DbDataType::", "Error::", "MysqlError::", "PgError::"]
-        .iter()
-        .fold(format!("{v:?}"), |s, prefix| s.replace(prefix, ""))
+    [
+        "DbValue::",
+        "DbDataType::",
+        "Error::",
+        "MysqlError::",
+        "PgError::",
+    ]
+    .iter()
+    .fold(format!("{v:?}"), |s, prefix| s.replace(prefix, ""))
 }
 
 /// Bytes of a hex string (a pair that is not hex is 0).

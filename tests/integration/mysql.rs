@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::support::{AppDir, Trib, backend_available, build_wasm, client, repo_root, shared_cache};
+use crate::support::{
+    AppDir, Trib, backend_available, build_wasm, client, repo_root, shared_cache,
+};
 
 const SERVER: &str = "127.0.0.1:3306";
 const ADDRESS: &str = "mysql://root@127.0.0.1:3306/test";
@@ -110,18 +112,27 @@ fn mysql_values_round_trip_through_both_sdks() {
     let create = format!(
         "CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, i INT, b BIGINT, f DOUBLE, t VARCHAR(40), flag BOOLEAN, n INT NULL, bin VARBINARY(16), u INT UNSIGNED, tiny TINYINT UNSIGNED)"
     );
-    assert_eq!(sql(&trib, "/p2", "execute", ADDRESS, &create), (200, "ok".into()));
+    assert_eq!(
+        sql(&trib, "/p2", "execute", ADDRESS, &create),
+        (200, "ok".into())
+    );
     let insert = format!(
         "INSERT INTO {t} (i, b, f, t, flag, n, bin, u, tiny) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     let p2_row = format!(
         "{insert}\ni32:-42\ni64:-9000000000\nf64:2.5\nstr:héllo p2\nbool:true\nnull\nbin:00ff10\nu32:4000000000\nu8:200"
     );
-    assert_eq!(sql(&trib, "/p2", "execute", ADDRESS, &p2_row), (200, "ok".into()));
+    assert_eq!(
+        sql(&trib, "/p2", "execute", ADDRESS, &p2_row),
+        (200, "ok".into())
+    );
     let p3_row = format!(
         "{insert}\ni32:7\ni64:9000000000\nf64:-0.125\nstr:from p3\nbool:false\nnull\nbin:cafe\nu32:1\nu8:0"
     );
-    assert_eq!(sql(&trib, "/p3", "execute", ADDRESS, &p3_row), (200, "ok".into()));
+    assert_eq!(
+        sql(&trib, "/p3", "execute", ADDRESS, &p3_row),
+        (200, "ok".into())
+    );
 
     let select = format!("SELECT i, b, f, t, flag, n, bin, u, tiny FROM {t} ORDER BY id");
     let expected = "i:Int32|b:Int64|f:Floating64|t:Str|flag:Int8|n:Int32|bin:Binary|u:Uint32|tiny:Uint8\n\
@@ -139,11 +150,24 @@ fn mysql_values_round_trip_through_both_sdks() {
     // Parameters select rows; no row is a header alone.
     let by_text = format!("SELECT id, t FROM {t} WHERE t = ? AND bin = ?\nstr:from p3\nbin:cafe");
     let (status, body) = sql(&trib, "/p3", "query", ADDRESS, &by_text);
-    assert_eq!((status, body.lines().nth(1)), (200, Some("Int32(2)|Str(\"from p3\")")), "{body}");
+    assert_eq!(
+        (status, body.lines().nth(1)),
+        (200, Some("Int32(2)|Str(\"from p3\")")),
+        "{body}"
+    );
     let none = format!("SELECT t FROM {t} WHERE i = ?\ni64:123456");
-    assert_eq!(sql(&trib, "/p2", "query", ADDRESS, &none), (200, "t:Str".into()));
+    assert_eq!(
+        sql(&trib, "/p2", "query", ADDRESS, &none),
+        (200, "t:Str".into())
+    );
     // A type Spin has no variant for fails the query, as in Spin.
-    let (status, body) = sql(&trib, "/p2", "query", ADDRESS, "SELECT CAST(1.5 AS DECIMAL(4,2)) AS d");
+    let (status, body) = sql(
+        &trib,
+        "/p2",
+        "query",
+        ADDRESS,
+        "SELECT CAST(1.5 AS DECIMAL(4,2)) AS d",
+    );
     assert_eq!(status, 500);
     assert!(body.starts_with("ValueConversionFailed("), "{body}");
     sql(&trib, "/p2", "execute", ADDRESS, &format!("DROP TABLE {t}"));
@@ -167,7 +191,10 @@ fn mysql_errors_are_spins_and_keep_the_password_out() {
         let address = format!("mysql://root:{PASSWORD}@127.0.0.1:{down}/test");
         let (status, body) = sql(&trib, prefix, "query", &address, "SELECT 1");
         assert_eq!(status, 500, "{prefix}");
-        assert!(body.starts_with("open: ConnectionFailed(\""), "{prefix}: {body}");
+        assert!(
+            body.starts_with("open: ConnectionFailed(\""),
+            "{prefix}: {body}"
+        );
         assert!(!body.contains(PASSWORD), "{prefix}: {body}");
     }
     assert!(!trib.log().contains(PASSWORD), "the log shows the password");
@@ -175,7 +202,13 @@ fn mysql_errors_are_spins_and_keep_the_password_out() {
         return;
     }
     for prefix in ["/p2", "/p3"] {
-        let (status, body) = sql(&trib, prefix, "query", ADDRESS, "SELECT * FROM trib_no_such_table_here");
+        let (status, body) = sql(
+            &trib,
+            prefix,
+            "query",
+            ADDRESS,
+            "SELECT * FROM trib_no_such_table_here",
+        );
         assert_eq!(status, 500, "{prefix}");
         assert!(
             body.starts_with("QueryFailed(") && body.contains("trib_no_such_table_here"),

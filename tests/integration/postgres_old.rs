@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::support::{AppDir, Trib, backend_available, build_wasm, client, repo_root, shared_cache};
+use crate::support::{
+    AppDir, Trib, backend_available, build_wasm, client, repo_root, shared_cache,
+};
 
 const SERVER: &str = "127.0.0.1:5432";
 const ADDRESS: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
@@ -87,14 +89,20 @@ fn postgres_2_and_3_round_trip_values_on_the_4_backend() {
     let create = format!(
         "CREATE TABLE {t} (id SERIAL PRIMARY KEY, i INTEGER, l BIGINT, f DOUBLE PRECISION, txt TEXT, flag BOOLEAN, n INTEGER, bin BYTEA, day DATE, j JSONB)"
     );
-    assert_eq!(pg(&trib, "/ok/pg/execute", ADDRESS, &create), (200, "rows=0".into()));
+    assert_eq!(
+        pg(&trib, "/ok/pg/execute", ADDRESS, &create),
+        (200, "rows=0".into())
+    );
     let insert = format!(
         "INSERT INTO {t} (i, l, f, txt, flag, n, bin, day, j) VALUES ($1, $2, $3, $4, $5, $6, $7, '2026-11-26', '{{\"a\":1}}')"
     );
     let row = format!(
         "{insert}\ni32:-42\ni64:-9000000000\nf64:2.5\nstr:héllo\nbool:true\nnull\nbin:00ff10"
     );
-    assert_eq!(pg(&trib, "/ok/pg/execute", ADDRESS, &row), (200, "rows=1".into()));
+    assert_eq!(
+        pg(&trib, "/ok/pg/execute", ADDRESS, &row),
+        (200, "rows=1".into())
+    );
     let select = format!("SELECT i, l, f, txt, flag, n, bin, day, j FROM {t} ORDER BY id");
     // @2.0.0 has no date or JSON: they arrive unsupported, typed other.
     assert_eq!(
@@ -110,7 +118,10 @@ fn postgres_2_and_3_round_trip_values_on_the_4_backend() {
     let row3 = format!(
         "INSERT INTO {t} (i, txt, day) VALUES ($1, $2, $3)\ni32:7\nstr:from pg3\ndate:2027-01-02"
     );
-    assert_eq!(pg(&trib, "/ok/pg3/execute", ADDRESS, &row3), (200, "rows=1".into()));
+    assert_eq!(
+        pg(&trib, "/ok/pg3/execute", ADDRESS, &row3),
+        (200, "rows=1".into())
+    );
     assert_eq!(
         pg(&trib, "/ok/pg3/query", ADDRESS, &select),
         (
@@ -122,7 +133,12 @@ fn postgres_2_and_3_round_trip_values_on_the_4_backend() {
         )
     );
     // PostgreSQL has no unsigned integers: refused as Spin refuses them.
-    let (status, body) = pg(&trib, "/ok/pg/query", ADDRESS, "SELECT $1::int8 AS x\nu32:5");
+    let (status, body) = pg(
+        &trib,
+        "/ok/pg/query",
+        ADDRESS,
+        "SELECT $1::int8 AS x\nu32:5",
+    );
     assert_eq!(status, 500);
     assert_eq!(
         body,
@@ -150,8 +166,7 @@ fn postgres_2_and_3_refuse_unlisted_and_report_unreachable_servers() {
     let down = closed_port();
     let (_app, trib) = start(down);
     for api in ["pg", "pg3"] {
-        let address =
-            format!("postgres://postgres:{PASSWORD}@127.0.0.1:5432/test?sslmode=disable");
+        let address = format!("postgres://postgres:{PASSWORD}@127.0.0.1:5432/test?sslmode=disable");
         let (status, body) = pg(&trib, &format!("/denied/{api}/query"), &address, "SELECT 1");
         assert_eq!(status, 500, "{api}");
         assert_eq!(
@@ -163,7 +178,10 @@ fn postgres_2_and_3_refuse_unlisted_and_report_unreachable_servers() {
             format!("postgres://postgres:{PASSWORD}@127.0.0.1:{down}/test?sslmode=disable");
         let (status, body) = pg(&trib, &format!("/ok/{api}/query"), &address, "SELECT 1");
         assert_eq!(status, 500, "{api}");
-        assert!(body.starts_with("open: ConnectionFailed(\""), "{api}: {body}");
+        assert!(
+            body.starts_with("open: ConnectionFailed(\""),
+            "{api}: {body}"
+        );
         assert!(!body.contains(PASSWORD), "{api}: {body}");
     }
     assert!(!trib.log().contains(PASSWORD), "the log shows the password");

@@ -218,8 +218,8 @@ fn params(values: Vec<my::ParameterValue>) -> mysql_async::Params {
 
 /// A guest's parameter as MySQL takes it.
 fn parameter(value: my::ParameterValue) -> mysql_async::Value {
-    use mysql_async::Value;
     use my::ParameterValue as P;
+    use mysql_async::Value;
     match value {
         P::Boolean(v) => Value::from(v),
         P::Int8(v) => Value::from(v),
@@ -349,9 +349,11 @@ impl Connection {
         let mut rows = Vec::with_capacity(raw.len());
         let mut bytes = 0;
         for row in raw {
-            let values = row.unwrap();
+            // A value is `None` only once taken, which nothing here does.
+            let values = row.unwrap_raw();
             let mut out = Vec::with_capacity(values.len());
             for (i, v) in values.into_iter().enumerate() {
+                let v = v.unwrap_or(mysql_async::Value::NULL);
                 let column = columns
                     .get(i)
                     .ok_or_else(|| my::Error::Other(format!("no column at index {i}")))?;
@@ -436,7 +438,9 @@ mod tests {
         .await
         .expect("create");
         conn.execute(
-            format!("INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            format!(
+                "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
             vec![
                 P::Int8(-8),
                 P::Uint8(200),
@@ -554,7 +558,10 @@ mod tests {
         let my::Error::ConnectionFailed(m) = &err else {
             panic!("{err:?}");
         };
-        assert!(m.contains("mysql://db.example.com:3306 is not permitted"), "{m}");
+        assert!(
+            m.contains("mysql://db.example.com:3306 is not permitted"),
+            "{m}"
+        );
         assert!(!m.contains("s3cret"), "{m}");
         // A closed port is a connection failure, without the password.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

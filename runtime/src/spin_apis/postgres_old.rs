@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
+use super::SpinView;
 use super::p2::fermyon::spin::{postgres as pg2, rdbms_types as rt};
 use super::p2::spin::postgres3_0_0::postgres as pg3;
 use super::p3::spin::postgres4_2_0::postgres as pg;
 use super::postgres::Connection;
 use super::postgres_impl::SharedConnection;
-use super::SpinView;
 
 type Fallible<T, E> = wasmtime::Result<Result<T, E>>;
 
@@ -359,11 +359,8 @@ mod tests {
             return;
         }
         let allowed = AllowedHosts::parse(&["postgres://127.0.0.1:5432"]).expect("rule");
-        let access = PostgresAccess::new(
-            "old",
-            Arc::new(allowed),
-            Arc::new(PostgresPools::default()),
-        );
+        let access =
+            PostgresAccess::new("old", Arc::new(allowed), Arc::new(PostgresPools::default()));
         let conn = access.open(ADDRESS.into()).await.expect("opens");
         let params = [
             rt::ParameterValue::Int32(7),

@@ -22,8 +22,16 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         .replace("%3F", "?")
         .replace("%3D", "=")
         .replace("%26", "&");
-    let tail = req.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
-    let body = http_body_util::BodyExt::collect(req.into_body()).await?.to_bytes();
+    let tail = req
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let body = http_body_util::BodyExt::collect(req.into_body())
+        .await?
+        .to_bytes();
     let body = String::from_utf8_lossy(&body).into_owned();
     let (status, answer) = run(&address, &tail, &body).await;
     let mut resp = Response::new(box_body(FullBody::new(bytes::Bytes::from(answer))));
@@ -50,7 +58,10 @@ async fn run(address: &str, tail: &str, body: &str) -> (u16, String) {
                     rows.push(row);
                 }
                 match done.await {
-                    Ok(()) => (200, rdbms::rows(columns.into_iter().map(|c| (c.name, c.data_type)), rows)),
+                    Ok(()) => (
+                        200,
+                        rdbms::rows(columns.into_iter().map(|c| (c.name, c.data_type)), rows),
+                    ),
                     Err(e) => (500, rdbms::show(&e)),
                 }
             }

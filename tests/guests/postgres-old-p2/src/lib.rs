@@ -45,10 +45,15 @@ fn pg2(address: &str, op: &str, body: &str) -> Result<String, String> {
         .collect();
     let conn = Connection::open(address).map_err(|e| format!("open: {}", rdbms::show(&e)))?;
     match op {
-        "query" => conn
-            .query(&statement, &params)
-            .map(|set| rdbms::rows(set.columns.into_iter().map(|c| (c.name, c.data_type)), set.rows)),
-        "execute" => conn.execute(&statement, &params).map(|n| format!("rows={n}")),
+        "query" => conn.query(&statement, &params).map(|set| {
+            rdbms::rows(
+                set.columns.into_iter().map(|c| (c.name, c.data_type)),
+                set.rows,
+            )
+        }),
+        "execute" => conn
+            .execute(&statement, &params)
+            .map(|n| format!("rows={n}")),
         other => return Err(format!("no operation {other:?}")),
     }
     .map_err(|e| rdbms::show(&e))
@@ -59,30 +64,37 @@ fn pg3(address: &str, op: &str, body: &str) -> Result<String, String> {
     let (statement, params) = rdbms::split(body);
     let params: Vec<P> = params
         .iter()
-        .map(|(kind, v)| {
-            match kind.as_str() {
-                "bool" => P::Boolean(v == "true"),
-                "i16" => P::Int16(v.parse().unwrap_or_default()),
-                "i32" => P::Int32(v.parse().unwrap_or_default()),
-                "i64" => P::Int64(v.parse().unwrap_or_default()),
-                "f64" => P::Floating64(v.parse().unwrap_or_default()),
-                "str" => P::Str(v.clone()),
-                "bin" => P::Binary(rdbms::unhex(v)),
-                "date" => {
-                    let p: Vec<&str> = v.split('-').collect();
-                    let at = |i: usize| p.get(i).copied().unwrap_or_default();
-                    P::Date((at(0).parse().unwrap_or_default(), at(1).parse().unwrap_or_default(), at(2).parse().unwrap_or_default()))
-                }
-                _ => P::DbNull,
+        .map(|(kind, v)| match kind.as_str() {
+            "bool" => P::Boolean(v == "true"),
+            "i16" => P::Int16(v.parse().unwrap_or_default()),
+            "i32" => P::Int32(v.parse().unwrap_or_default()),
+            "i64" => P::Int64(v.parse().unwrap_or_default()),
+            "f64" => P::Floating64(v.parse().unwrap_or_default()),
+            "str" => P::Str(v.clone()),
+            "bin" => P::Binary(rdbms::unhex(v)),
+            "date" => {
+                let p: Vec<&str> = v.split('-').collect();
+                let at = |i: usize| p.get(i).copied().unwrap_or_default();
+                P::Date((
+                    at(0).parse().unwrap_or_default(),
+                    at(1).parse().unwrap_or_default(),
+                    at(2).parse().unwrap_or_default(),
+                ))
             }
+            _ => P::DbNull,
         })
         .collect();
     let conn = Connection::open(address).map_err(|e| format!("open: {}", rdbms::show(&e)))?;
     match op {
-        "query" => conn
-            .query(&statement, &params)
-            .map(|set| rdbms::rows(set.columns.into_iter().map(|c| (c.name, c.data_type)), set.rows)),
-        "execute" => conn.execute(&statement, &params).map(|n| format!("rows={n}")),
+        "query" => conn.query(&statement, &params).map(|set| {
+            rdbms::rows(
+                set.columns.into_iter().map(|c| (c.name, c.data_type)),
+                set.rows,
+            )
+        }),
+        "execute" => conn
+            .execute(&statement, &params)
+            .map(|n| format!("rows={n}")),
         other => return Err(format!("no operation {other:?}")),
     }
     .map_err(|e| rdbms::show(&e))
