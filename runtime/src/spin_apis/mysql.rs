@@ -40,6 +40,9 @@ const MAX_PER_POOL: usize = 16;
 /// Pools the app keeps (one per component and address); past it, new
 /// addresses get a pool that is dropped with its connections.
 const MAX_POOLS: usize = 256;
+/// How long an idle pooled connection stays open (with none, `mysql_async`
+/// would keep no idle connection at all past the pool's minimum of 0).
+const IDLE_TTL: Duration = Duration::from_secs(60);
 /// How long `open` waits for the server (or for a pooled connection).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a query's rows may hold in the host, as Spin caps them.
@@ -185,7 +188,8 @@ fn options(address: &str) -> Result<Opts, my::Error> {
         .pool_opts(
             PoolOpts::default()
                 .with_constraints(constraints)
-                .with_reset_connection(true),
+                .with_reset_connection(true)
+                .with_inactive_connection_ttl(IDLE_TTL),
         )
         .into())
 }
@@ -580,6 +584,50 @@ mod tests {
         assert!(format!("{a:?}").contains("MysqlAccess"));
         let err = a.open("not a url".into()).await.err().expect("invalid");
         assert!(matches!(err, my::Error::ConnectionFailed(_)), "{err:?}");
+    }
+
+    /// The one value `sql` selects, `Debug`-printed.
+    async fn one(conn: &Connection, sql: &str) -> String {
+        let rows = conn.query(sql.into(), vec![]).await.expect(sql);
+        format!("{:?}", rows.rows)
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_comes_back_reset() {
+        if !server_up() {
+            return;
+        }
+        let a = access(&["mysql://127.0.0.1:3306"]);
+        let conn = a.open(ADDRESS.into()).await.expect("opens");
+        let id = one(&conn, "SELECT CONNECTION_ID() AS id").await;
+        conn.execute("SET @trib_leak = 5".into(), vec![])
+            .await
+            .expect("set");
+        assert_eq!(
+            one(&conn, "SELECT @trib_leak AS v").await,
+            "[[DbValue::Int64(5)]]"
+        );
+        drop(conn);
+        // The connection goes back in a task of its own: poll until the
+        // next open gets it (the pool has no other).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let conn = a.open(ADDRESS.into()).await.expect("opens");
+            let now = one(&conn, "SELECT CONNECTION_ID() AS id").await;
+            if now == id {
+                assert_eq!(
+                    one(&conn, "SELECT @trib_leak AS v").await,
+                    "[[DbValue::DbNull]]",
+                    "the session was reset"
+                );
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the connection never came back to the pool"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]
