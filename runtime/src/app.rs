@@ -20,6 +20,7 @@ use crate::router::Router;
 use crate::runtime_config::RuntimeConfig;
 use crate::scaling::ComponentSlot;
 use crate::spin_apis::key_value::KeyValueStores;
+use crate::spin_apis::mysql::MysqlPools;
 use crate::spin_apis::outbound_redis::RedisPools;
 use crate::spin_apis::postgres::PostgresPools;
 use crate::spin_apis::sqlite::Databases;
@@ -285,6 +286,9 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         ),
         redis: Arc::new(
             RedisPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
+        ),
+        mysql: Arc::new(
+            MysqlPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
         ),
         linker: linker(&engine)?,
         engine: engine.clone(),

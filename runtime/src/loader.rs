@@ -19,6 +19,7 @@ use crate::outbound::{AppHandle, Clients, OutboundHttp};
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin_apis::mysql::{MysqlAccess, MysqlPools};
 use crate::spin_apis::outbound_mqtt::MqttAccess;
 use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
@@ -51,6 +52,8 @@ pub struct Loader {
     pub postgres: Arc<PostgresPools>,
     /// Redis connections.
     pub redis: Arc<RedisPools>,
+    /// MySQL connection pools.
+    pub mysql: Arc<MysqlPools>,
     /// The engine.
     pub engine: Engine,
     /// The host's interfaces.
@@ -118,6 +121,7 @@ impl Loader {
             ),
             redis: RedisAccess::new(&component.id, Arc::new(allowed.clone()), self.redis.clone()),
             mqtt: MqttAccess::new(&component.id, Arc::new(allowed.clone())),
+            mysql: MysqlAccess::new(&component.id, Arc::new(allowed.clone()), self.mysql.clone()),
         };
         let sockets = Arc::new(allowed.clone());
         let outbound = Arc::new(OutboundHttp::new(

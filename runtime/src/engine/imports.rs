@@ -302,6 +302,11 @@ mod tests {
             "fermyon:spin/redis-types",
             "fermyon:spin/mqtt@2.0.0",
             "spin:mqtt/mqtt@3.0.0",
+            "fermyon:spin/rdbms-types@2.0.0",
+            "fermyon:spin/postgres@2.0.0",
+            "fermyon:spin/mysql@2.0.0",
+            "spin:postgres/postgres@3.0.0",
+            "spin:mysql/mysql@3.0.0",
         ]))
         .expect("provided");
     }

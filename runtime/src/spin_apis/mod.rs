@@ -138,6 +138,8 @@ macro_rules! sync_sqlite_connection {
 
 pub mod key_value;
 pub mod key_value_redis;
+pub mod mysql;
+mod mysql_impl;
 pub mod outbound_mqtt;
 mod outbound_mqtt_impl;
 pub mod outbound_redis;
@@ -146,6 +148,7 @@ mod p2_impl;
 mod p3_impl;
 pub mod postgres;
 mod postgres_impl;
+mod postgres_old;
 mod postgres_values;
 pub mod sqlite;
 pub mod sqlite_file;
@@ -173,6 +176,9 @@ pub mod p2 {
             "wasi:keyvalue/atomics.cas": crate::spin_apis::key_value::Cas,
             "fermyon:spin/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
             "fermyon:spin/mqtt.connection": crate::spin_apis::outbound_mqtt::SharedConnection,
+            "fermyon:spin/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
+            "spin:postgres/postgres.connection": crate::spin_apis::postgres_impl::SharedConnection,
+            "fermyon:spin/mysql.connection": crate::spin_apis::mysql::SharedConnection,
         },
     });
 }
@@ -191,6 +197,7 @@ pub mod p3 {
             "spin:postgres/postgres.connection-builder": crate::spin_apis::postgres::Builder,
             "spin:redis/redis.connection": crate::spin_apis::outbound_redis::SharedConnection,
             "spin:mqtt/mqtt.connection": crate::spin_apis::outbound_mqtt::SharedConnection,
+            "spin:mysql/mysql.connection": crate::spin_apis::mysql::SharedConnection,
         },
     });
 }
@@ -210,6 +217,8 @@ pub struct SpinCtx {
     pub redis: outbound_redis::RedisAccess,
     /// MQTT brokers the component may reach.
     pub mqtt: outbound_mqtt::MqttAccess,
+    /// MySQL servers the component may reach.
+    pub mysql: mysql::MysqlAccess,
 }
 
 /// A borrow of the store's Spin state and resource table.

@@ -32,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, Statement};
 
-use super::p3::spin::postgres::postgres as pg;
+use super::p3::spin::postgres4_2_0::postgres as pg;
 use super::postgres_values::{Param, column, decode_row};
 use crate::allowed_hosts::{AllowedHosts, Destination};
 

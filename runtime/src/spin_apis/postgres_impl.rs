@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
-use super::p3::spin::postgres::postgres as pg;
+use super::p3::spin::postgres4_2_0::postgres as pg;
 use super::postgres::{Builder, Connection};
 use super::{SpinHost, SpinView};
 

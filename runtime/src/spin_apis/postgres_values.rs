@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 
-use super::p3::spin::postgres::postgres as pg;
+use super::p3::spin::postgres4_2_0::postgres as pg;
 
 type BoxError = Box<dyn StdError + Sync + Send>;
 
