@@ -186,8 +186,103 @@ fn probes(entry: &str) -> Vec<Dest> {
     ]
 }
 
+/// An accepted CIDR entry (`scheme://net/len[:port]`, IPv6 bare or in
+/// brackets): its network and port text.
+fn cidr_shape(entry: &str) -> Option<(String, ipnet::IpNet, Option<String>)> {
+    let (scheme, rest) = entry.split_once("://")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (addr, after) = match rest.strip_prefix('[') {
+        Some(r) => {
+            let (addr, after) = r.split_once(']')?;
+            (addr, after.strip_prefix('/')?)
+        }
+        None => rest.split_once('/')?,
+    };
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    let (len, port) = match after.split_once(':') {
+        Some((len, port)) => (len, Some(port.to_owned())),
+        None => (after, None),
+    };
+    let net = ipnet::IpNet::new(addr, len.parse().ok()?).ok()?.trunc();
+    Some((scheme.to_ascii_lowercase(), net, port))
+}
+
+/// The ports an accepted port text allows, as `first..=last`; `None` for
+/// an empty range (`a..a`, which Spin accepts and which matches nothing).
+fn port_span(scheme: &str, port: Option<&str>) -> Option<(u16, u16)> {
+    Some(match port {
+        Some("*") => (0, 65535),
+        Some(p) => match p.split_once("..") {
+            Some((a, b)) => {
+                let a = a.parse::<u16>().expect("accepted range start is a port");
+                let b = b.parse::<u16>().expect("accepted range end is a port");
+                assert!(a <= b, "accepted a backwards range {p:?}");
+                // Spin's ranges exclude their end.
+                if a == b {
+                    return None;
+                }
+                (a, b - 1)
+            }
+            None => {
+                let p = p.parse::<u16>().expect("accepted port is a port");
+                (p, p)
+            }
+        },
+        None => {
+            let p = default_port(scheme).expect("accepted portless entry has a default port");
+            (p, p)
+        }
+    })
+}
+
+/// The round trip for an accepted CIDR entry: its network address is
+/// allowed on its ports, a name never is.
+fn check_cidr(
+    entry: &str,
+    hosts: &AllowedHosts,
+    scheme: &str,
+    net: ipnet::IpNet,
+    port: Option<&str>,
+) -> String {
+    let dest_scheme = if scheme == "*" { "https" } else { scheme };
+    let allows = |host: &str, port: u16| {
+        hosts.allows(&Destination {
+            scheme: dest_scheme,
+            host,
+            port,
+        })
+    };
+    let ip = net.network().to_string();
+    match port_span(scheme, port) {
+        Some((first, last)) => {
+            assert!(
+                allows(&ip, first) && allows(&ip, last),
+                "{entry:?} does not allow {ip}:{first}..={last}"
+            );
+            assert!(!allows("cidr.test", first), "{entry:?} allows a name");
+            if last < 65535 {
+                assert!(
+                    !allows(&ip, last + 1),
+                    "{entry:?} allows a port past its range"
+                );
+            }
+            "cidr;".to_owned()
+        }
+        None => {
+            assert!(
+                !allows(&ip, 0) && !allows(&ip, 80),
+                "{entry:?}: an empty range allows"
+            );
+            "cidr-empty;".to_owned()
+        }
+    }
+}
+
 /// The round trip for one accepted entry; returns its signature.
 fn check_entry(entry: &str, hosts: &AllowedHosts) -> String {
+    if let Some((scheme, net, port)) = cidr_shape(entry) {
+        return check_cidr(entry, hosts, &scheme, net, port.as_deref());
+    }
     let Some((scheme, host, port)) = shape(entry) else {
         panic!("accepted {entry:?}, which is not scheme://host[:port]");
     };
@@ -198,24 +293,32 @@ fn check_entry(entry: &str, hosts: &AllowedHosts) -> String {
     assert!(!hosts.allows_self(), "{entry:?} allows self");
     let any_host = host == "*";
     let dest_scheme = if scheme == "*" { "https" } else { &scheme };
-    let (first, last) = match port.as_deref() {
-        Some("*") => (0, 65535),
-        Some(p) => match p.split_once("..") {
-            Some((a, b)) => (
-                a.parse::<u16>().expect("accepted range start is a port"),
-                b.parse::<u16>().expect("accepted range end is a port"),
-            ),
-            None => {
-                let p = p.parse::<u16>().expect("accepted port is a port");
-                (p, p)
-            }
-        },
-        None => {
-            let p = default_port(&scheme).expect("accepted portless entry has a default port");
-            (p, p)
-        }
+    let allows_at = |host: &str, port: u16| {
+        hosts.allows(&Destination {
+            scheme: dest_scheme,
+            host,
+            port,
+        })
     };
-    assert!(first <= last, "{entry:?}: accepted a backwards range");
+    let Some((first, last)) = port_span(&scheme, port.as_deref()) else {
+        let probe = host
+            .strip_prefix("*.")
+            .map_or(host.clone(), |h| format!("api.{h}"));
+        let probe = if any_host {
+            "anything.test".to_owned()
+        } else {
+            probe
+        };
+        let start = port
+            .as_deref()
+            .and_then(|p| p.split("..").next()?.parse::<u16>().ok())
+            .unwrap_or(0);
+        assert!(
+            !allows_at(&probe, start),
+            "{entry:?}: an empty range allows {probe}:{start}"
+        );
+        return "empty;".to_owned();
+    };
     let allows = |host: &str, port: u16| {
         hosts.allows(&Destination {
             scheme: dest_scheme,
@@ -287,6 +390,12 @@ fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
             "a..b",
             "[::1",
             "[::1]x",
+            "10.0.0.0/8",
+            "127.0.0.1/24",
+            "::/1",
+            "[fd00::]/8",
+            "10.0.0.0/33",
+            "example.com/8",
         ])?;
         let port = *u.choose(&[
             "",
