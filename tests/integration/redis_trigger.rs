@@ -311,12 +311,13 @@ fn a_killed_subscription_is_made_again_and_later_messages_arrive() {
     assert!(killed >= 1, "trib's subscription was killed");
     // Resubscribed: trib counts the reconnection once the channels are
     // subscribed again, and the server sees the subscribers.
-    app.trib.wait_metric(
-        trib::metrics::REDIS_RECONNECTS,
-        "server=\"127.0.0.1:6379\"",
-        1.0,
-        LIMIT,
-    );
+    // At least once: a reconnect that races the server's cleanup of the
+    // killed client may itself be dropped and made again.
+    app.trib
+        .wait_metrics("a Redis trigger reconnect", LIMIT, |m| {
+            m.find(trib::metrics::REDIS_RECONNECTS, "server=\"127.0.0.1:6379\"")
+                .is_some_and(|n| n >= 1.0)
+        });
     app.wait_subscribed(&mut con);
     publish(&mut con, &app.channel_p2, "after");
     publish(&mut con, &app.channel_p3, "after");
