@@ -68,6 +68,12 @@ pub struct AllowedHostError {
     reason: String,
 }
 
+/// A destination the allow-list does not admit; its text is what guests
+/// and the log are told (the destination holds no credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("address {0} is not permitted: add it to the component's allowed_outbound_hosts")]
+pub struct NotPermitted(String);
+
 /// Where a request is going, as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination<'a> {
@@ -129,6 +135,16 @@ impl AllowedHosts {
                     PortPattern::Range(r) => r.contains(&dest.port),
                 }
         })
+    }
+
+    /// [`AllowedHosts::allows`] as a result, for the APIs that tell the
+    /// guest why.
+    pub fn permit(&self, dest: &Destination<'_>) -> Result<(), NotPermitted> {
+        if self.allows(dest) {
+            Ok(())
+        } else {
+            Err(NotPermitted(dest.to_string()))
+        }
     }
 
     /// Whether relative URLs (requests to the app itself) are allowed.
@@ -255,7 +271,7 @@ fn split_cidr(s: &str) -> Option<Result<(IpNet, Option<&str>), String>> {
 }
 
 /// Splits `host[:port]`, with IPv6 hosts in brackets.
-fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("unclosed [ in IPv6 host")?;
         return match after.strip_prefix(':') {

@@ -160,21 +160,13 @@ impl ClientTls {
     }
 }
 
-/// `name` or `name:port` (IPv6 in brackets), lower-cased.
+/// `name` or `name:port` (IPv6 in brackets), lower-cased; split as
+/// `allowed_outbound_hosts` entries are.
 fn parse_host(text: &str) -> Option<(String, Option<u16>)> {
-    let text = text.trim();
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        match after.strip_prefix(':') {
-            Some(port) => (host, Some(port.parse().ok()?)),
-            None if after.is_empty() => (host, None),
-            None => return None,
-        }
-    } else {
-        match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port.parse().ok()?)),
-            None => (text, None),
-        }
+    let (host, port) = crate::allowed_hosts::split_host_port(text.trim()).ok()?;
+    let port = match port {
+        Some(port) => Some(port.parse().ok()?),
+        None => None,
     };
     let valid = !host.is_empty()
         && host

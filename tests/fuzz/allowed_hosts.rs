@@ -293,32 +293,6 @@ fn check_entry(entry: &str, hosts: &AllowedHosts) -> String {
     assert!(!hosts.allows_self(), "{entry:?} allows self");
     let any_host = host == "*";
     let dest_scheme = if scheme == "*" { "https" } else { &scheme };
-    let allows_at = |host: &str, port: u16| {
-        hosts.allows(&Destination {
-            scheme: dest_scheme,
-            host,
-            port,
-        })
-    };
-    let Some((first, last)) = port_span(&scheme, port.as_deref()) else {
-        let probe = host
-            .strip_prefix("*.")
-            .map_or(host.clone(), |h| format!("api.{h}"));
-        let probe = if any_host {
-            "anything.test".to_owned()
-        } else {
-            probe
-        };
-        let start = port
-            .as_deref()
-            .and_then(|p| p.split("..").next()?.parse::<u16>().ok())
-            .unwrap_or(0);
-        assert!(
-            !allows_at(&probe, start),
-            "{entry:?}: an empty range allows {probe}:{start}"
-        );
-        return "empty;".to_owned();
-    };
     let allows = |host: &str, port: u16| {
         hosts.allows(&Destination {
             scheme: dest_scheme,
@@ -327,16 +301,27 @@ fn check_entry(entry: &str, hosts: &AllowedHosts) -> String {
         })
     };
     let probe_host = match host.strip_prefix("*.") {
-        Some(suffix) => {
-            assert!(
-                !allows(suffix, first),
-                "{entry:?} allows the bare domain {suffix:?}"
-            );
-            format!("api.{suffix}")
-        }
+        Some(suffix) => format!("api.{suffix}"),
         None if any_host => "anything.test".to_owned(),
         None => host.clone(),
     };
+    let Some((first, last)) = port_span(&scheme, port.as_deref()) else {
+        let start = port
+            .as_deref()
+            .and_then(|p| p.split("..").next()?.parse::<u16>().ok())
+            .unwrap_or(0);
+        assert!(
+            !allows(&probe_host, start),
+            "{entry:?}: an empty range allows {probe_host}:{start}"
+        );
+        return "empty;".to_owned();
+    };
+    if let Some(suffix) = host.strip_prefix("*.") {
+        assert!(
+            !allows(suffix, first),
+            "{entry:?} allows the bare domain {suffix:?}"
+        );
+    }
     assert!(
         allows(&probe_host, first) && allows(&probe_host, last),
         "{entry:?} does not allow {dest_scheme}://{probe_host}:{first}..{last}"

@@ -126,11 +126,9 @@ impl MysqlAccess {
             host: &host,
             port: opts.tcp_port(),
         };
-        if !self.allowed.allows(&dest) {
-            return Err(my::Error::ConnectionFailed(format!(
-                "address {dest} is not permitted: add it to the component's allowed_outbound_hosts"
-            )));
-        }
+        self.allowed
+            .permit(&dest)
+            .map_err(|e| my::Error::ConnectionFailed(e.to_string()))?;
         self.pools
             .blocked
             .check(&host, opts.tcp_port())

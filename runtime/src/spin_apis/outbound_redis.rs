@@ -262,11 +262,8 @@ impl RedisAccess {
             port,
         };
         let shown = dest.to_string();
-        if !self.allowed.allows(&dest) {
-            tracing::warn!(
-                component = %self.component,
-                "address {shown} is not permitted: add it to the component's allowed_outbound_hosts"
-            );
+        if let Err(refused) = self.allowed.permit(&dest) {
+            tracing::warn!(component = %self.component, "{refused}");
             return Err(RedisError::InvalidAddress);
         }
         let password = info.redis_settings().password().map(str::to_owned);

@@ -186,17 +186,12 @@ impl PostgresAccess {
     pub async fn build(&self, builder: Builder) -> Result<Connection, pg::Error> {
         let config = Config::from_str(&builder.address)
             .map_err(|e| pg::Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        self.check_allowed(&config)?;
-        let ports = config.get_ports();
-        for (i, host) in config.get_hosts().iter().enumerate() {
-            if let Host::Tcp(name) = host {
-                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-                self.pools
-                    .blocked
-                    .check(name.trim_matches(['[', ']']), port)
-                    .await
-                    .map_err(pg::Error::ConnectionFailed)?;
-            }
+        for (host, port) in self.check_allowed(&config)? {
+            self.pools
+                .blocked
+                .check(&host, port)
+                .await
+                .map_err(pg::Error::ConnectionFailed)?;
         }
         let key = PoolKey {
             component: self.component.clone(),
@@ -224,8 +219,11 @@ impl PostgresAccess {
         })
     }
 
-    fn check_allowed(&self, config: &Config) -> Result<(), pg::Error> {
+    /// Checks every host of `config` against the allow-list; returns them
+    /// with their ports.
+    fn check_allowed(&self, config: &Config) -> Result<Vec<(String, u16)>, pg::Error> {
         let ports = config.get_ports();
+        let mut destinations = Vec::new();
         for (i, host) in config.get_hosts().iter().enumerate() {
             let Host::Tcp(name) = host else {
                 return Err(pg::Error::ConnectionFailed(
@@ -239,18 +237,17 @@ impl PostgresAccess {
                 host: &host,
                 port,
             };
-            if !self.allowed.allows(&dest) {
-                return Err(pg::Error::ConnectionFailed(format!(
-                    "address {dest} is not permitted: add it to the component's allowed_outbound_hosts"
-                )));
-            }
+            self.allowed
+                .permit(&dest)
+                .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
+            destinations.push((host, port));
         }
-        if config.get_hosts().is_empty() {
+        if destinations.is_empty() {
             return Err(pg::Error::ConnectionFailed(
                 "the address names no host".into(),
             ));
         }
-        Ok(())
+        Ok(destinations)
     }
 }
 
