@@ -564,6 +564,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn block_networks_refuse_an_allowed_address_before_dialling() {
+        let blocked = crate::blocked_networks::BlockedNetworks::parse(&["private"]).expect("valid");
+        let a = MysqlAccess::new(
+            "test",
+            Arc::new(AllowedHosts::parse(&["mysql://localhost:3306"]).expect("rules")),
+            Arc::new(MysqlPools::default().with_blocked(blocked)),
+        );
+        let err = a
+            .open("mysql://root:s3cret@localhost:3306/test".into())
+            .await
+            .err()
+            .expect("blocked");
+        let my::Error::ConnectionFailed(m) = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            m,
+            "address localhost:3306 is in the runtime config's block_networks"
+        );
+    }
+
+    #[tokio::test]
     async fn addresses_are_checked_and_secrets_kept_out_of_errors() {
         let a = access(&["mysql://127.0.0.1:3306"]);
         let err = a

@@ -510,6 +510,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn block_networks_refuse_an_allowed_address_before_dialling() {
+        let blocked = crate::blocked_networks::BlockedNetworks::parse(&["private"]).expect("valid");
+        let pools = Arc::new(RedisPools::default().with_blocked(blocked));
+        let redis = access(&["redis://127.0.0.1:6379"], &pools);
+        let err = redis
+            .open("redis://:hunter2@127.0.0.1:6379".into())
+            .await
+            .err()
+            .expect("blocked");
+        assert_eq!(
+            err,
+            RedisError::Other(
+                "address 127.0.0.1:6379 is in the runtime config's block_networks".into()
+            )
+        );
+    }
+
+    #[tokio::test]
     async fn every_operation_on_a_real_server() {
         if !server_up() {
             return;
