@@ -55,11 +55,7 @@ fn events_are_stored_and_queried_on_postgresql() {
     if !crate::support::backend_available("PostgreSQL", "127.0.0.1:5432") {
         return;
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let name = format!("trib_ingest_{}_{nanos}", std::process::id());
+    let name = crate::support::unique_name("trib_ingest", '_');
     let admin = "host=127.0.0.1 user=postgres dbname=postgres";
     let mut server = postgres::Client::connect(admin, postgres::NoTls).expect("connect");
     server

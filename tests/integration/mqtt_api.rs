@@ -45,12 +45,6 @@ fn mqtt_guests() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
 fn start(down: u16) -> (AppDir, Trib) {
     let (p2, p3) = mqtt_guests();
     let app = AppDir::new(
@@ -64,11 +58,7 @@ fn start(down: u16) -> (AppDir, Trib) {
 
 /// Something no other test or run uses.
 fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{test}-{}-{nanos}", std::process::id())
+    crate::support::unique_name(test, '-')
 }
 
 /// `s` escaped for a query value.
@@ -144,7 +134,7 @@ fn guests_publish_at_every_qos_in_both_generations() {
     if !backend_available("Mosquitto", SERVER) {
         return;
     }
-    let (_app, trib) = start(closed_port());
+    let (_app, trib) = start(crate::support::closed_port());
     let base = format!("trib-it/{}", unique("publish"));
     let rx = subscribe(&format!("{base}/#"));
     for generation in ["p2", "p3"] {
@@ -178,7 +168,7 @@ fn guests_publish_at_every_qos_in_both_generations() {
 
 #[test]
 fn denied_unparseable_and_unreachable_addresses_are_spins_errors() {
-    let down = closed_port();
+    let down = crate::support::closed_port();
     let (_app, trib) = start(down);
     for generation in ["p2", "p3"] {
         let publish = |address: &str| {

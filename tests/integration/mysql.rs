@@ -56,12 +56,6 @@ fn mysql_guests() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
 /// The app and `trib up` serving it; `down` is an allowed port nothing
 /// listens on.
 fn start(down: u16) -> (AppDir, Trib) {
@@ -95,11 +89,7 @@ fn sql(trib: &Trib, prefix: &str, op: &str, address: &str, body: &str) -> (u16, 
 
 /// A table name no other test or run uses.
 fn table(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("trib_my_{test}_{}_{nanos}", std::process::id())
+    crate::support::unique_name(&format!("trib_my_{test}"), '_')
 }
 
 #[test]
@@ -107,7 +97,7 @@ fn mysql_values_round_trip_through_both_sdks() {
     if !backend_available("MariaDB (MySQL)", SERVER) {
         return;
     }
-    let (_app, trib) = start(closed_port());
+    let (_app, trib) = start(crate::support::closed_port());
     let t = table("values");
     let create = format!(
         "CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, i INT, b BIGINT, f DOUBLE, t VARCHAR(40), flag BOOLEAN, n INT NULL, bin VARBINARY(16), u INT UNSIGNED, tiny TINYINT UNSIGNED)"
@@ -175,7 +165,7 @@ fn mysql_values_round_trip_through_both_sdks() {
 
 #[test]
 fn mysql_errors_are_spins_and_keep_the_password_out() {
-    let down = closed_port();
+    let down = crate::support::closed_port();
     let (_app, trib) = start(down);
     for prefix in ["/denied2", "/denied3"] {
         let address = format!("mysql://root:{PASSWORD}@127.0.0.1:3306/test");

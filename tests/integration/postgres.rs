@@ -58,11 +58,7 @@ fn pg(trib: &Trib, prefix: &str, op: &str, body: &str) -> (u16, String) {
 
 /// A table name no other run uses.
 fn table() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("trib_pg_{}_{nanos}", std::process::id())
+    crate::support::unique_name("trib_pg", '_')
 }
 
 #[test]

@@ -40,11 +40,6 @@ fn guest() -> &'static PathBuf {
     GUEST.get_or_init(|| build_wasm(&repo_root().join("tests/guests"), "postgres-old-p2"))
 }
 
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
 fn start(down: u16) -> (AppDir, Trib) {
     let app = AppDir::new(
         &APP.replace("{guest}", &guest().display().to_string())
@@ -72,11 +67,7 @@ fn pg(trib: &Trib, path: &str, address: &str, body: &str) -> (u16, String) {
 }
 
 fn table() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("trib_pg_old_{}_{nanos}", std::process::id())
+    crate::support::unique_name("trib_pg_old", '_')
 }
 
 #[test]
@@ -84,7 +75,7 @@ fn postgres_2_and_3_round_trip_values_on_the_4_backend() {
     if !backend_available("PostgreSQL", SERVER) {
         return;
     }
-    let (_app, trib) = start(closed_port());
+    let (_app, trib) = start(crate::support::closed_port());
     let t = table();
     let create = format!(
         "CREATE TABLE {t} (id SERIAL PRIMARY KEY, i INTEGER, l BIGINT, f DOUBLE PRECISION, txt TEXT, flag BOOLEAN, n INTEGER, bin BYTEA, day DATE, j JSONB)"
@@ -163,7 +154,7 @@ fn postgres_2_and_3_round_trip_values_on_the_4_backend() {
 
 #[test]
 fn postgres_2_and_3_refuse_unlisted_and_report_unreachable_servers() {
-    let down = closed_port();
+    let down = crate::support::closed_port();
     let (_app, trib) = start(down);
     for api in ["pg", "pg3"] {
         let address = format!("postgres://postgres:{PASSWORD}@127.0.0.1:5432/test?sslmode=disable");

@@ -52,12 +52,6 @@ fn redis_guests() -> &'static (PathBuf, PathBuf) {
     })
 }
 
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
 /// The app, its runtime config, and `trib up` serving it; `down` is an
 /// allowed port nothing listens on.
 fn start(down: u16) -> (AppDir, Trib) {
@@ -76,11 +70,7 @@ fn start(down: u16) -> (AppDir, Trib) {
 
 /// A key prefix no other test or run uses.
 fn prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("trib-it:{test}:{}:{nanos}:", std::process::id())
+    crate::support::unique_name(&format!("trib-it:{test}"), ':') + ":"
 }
 
 /// A connection of the test's own to the machine's Redis.
@@ -137,7 +127,7 @@ fn every_redis_operation_answers_as_in_spin_in_both_generations() {
     if !backend_available("Redis", SERVER) {
         return;
     }
-    let (_app, trib) = start(closed_port());
+    let (_app, trib) = start(crate::support::closed_port());
     let mut con = redis();
     for generation in ["p2", "p3"] {
         let p = prefix(&format!("walk-{generation}"));
@@ -162,7 +152,7 @@ fn every_redis_operation_answers_as_in_spin_in_both_generations() {
 
 #[test]
 fn denied_unparseable_and_unreachable_addresses_are_spins_errors() {
-    let down = closed_port();
+    let down = crate::support::closed_port();
     let (_app, trib) = start(down);
     for generation in ["p2", "p3"] {
         for address in [
@@ -208,7 +198,7 @@ fn key_value_interfaces_store_in_redis() {
     if !backend_available("Redis", SERVER) {
         return;
     }
-    let (_app, trib) = start(closed_port());
+    let (_app, trib) = start(crate::support::closed_port());
     let mut con = redis();
     for generation in ["p2", "p3"] {
         let p = prefix(&format!("kv-{generation}"));

@@ -74,11 +74,7 @@ fn trigger_guests() -> &'static (PathBuf, PathBuf) {
 
 /// Names (channels, keys) no other test or run uses.
 fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("trib-it:{test}:{}:{nanos}", std::process::id())
+    crate::support::unique_name(&format!("trib-it:{test}"), ':')
 }
 
 /// A connection of the test's own to the machine's Redis.

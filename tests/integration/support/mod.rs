@@ -636,3 +636,20 @@ impl AppDir {
             .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()))
     }
 }
+
+/// A loopback port nothing listens on (bound, then released): the
+/// "server down" address of the backend tests.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// `PREFIX` + `sep` + this process's id + `sep` + the time in nanoseconds:
+/// a name (table, key, channel, topic) no other test or run uses.
+pub fn unique_name(prefix: &str, sep: char) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}{sep}{}{sep}{nanos}", std::process::id())
+}
