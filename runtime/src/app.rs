@@ -15,6 +15,7 @@ use crate::engine::{EngineSettings, build_engine};
 use crate::host::linker;
 use crate::loader::{Loader, allowed_hosts};
 use crate::manifest::App;
+use crate::manifest::HttpExecutor;
 use crate::outbound::AppHandle;
 use crate::router::Router;
 use crate::runtime_config::RuntimeConfig;
@@ -206,6 +207,29 @@ pub(crate) fn check_imports(
     crate::engine::imports::check(&imports).map_err(|e| err(e.to_string()))
 }
 
+/// Fails, saying what to build instead, unless a Wagi component is a WASI
+/// command (a component exporting `wasi:cli/run@0.2`, or a core module
+/// exporting `_start` or that interface's `run`).
+fn check_command(component: &crate::manifest::Component, bytes: &[u8]) -> Result<(), LoadError> {
+    let exports = crate::engine::imports::exports(bytes).unwrap_or_default();
+    let command = if wasmparser::Parser::is_component(bytes) {
+        exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2"))
+    } else {
+        // `_start` (wasip1, given the command adapter) or the run export
+        // of a module linked for wasip2 without componentization.
+        exports
+            .iter()
+            .any(|e| e == "_start" || e.starts_with("wasi:cli/run@0.2") && e.ends_with("#run"))
+    };
+    if command {
+        return Ok(());
+    }
+    Err(LoadError::Component {
+        component: component.id.clone(),
+        message: "has executor = { type = \"wagi\" } but does not export wasi:cli/run@0.2 (a component) or _start (a module): build it as a program with a main function, or drop the executor to serve it as a wasi:http handler".into(),
+    })
+}
+
 /// Fails on a `--follow` naming a component the app does not define, as
 /// Spin does, listing the ones it does.
 fn check_follow(app: &App, follow: &crate::guest_output::Follow) -> anyhow::Result<()> {
@@ -224,6 +248,27 @@ fn check_follow(app: &App, follow: &crate::guest_output::Follow) -> anyhow::Resu
     )
 }
 
+/// How each HTTP-triggered component is called. One component serves one
+/// executor: an instance is either a `wasi:http` handler or a command.
+fn executors(app: &App) -> Result<HashMap<&str, HttpExecutor>, LoadError> {
+    let mut executors: HashMap<&str, HttpExecutor> = HashMap::new();
+    for trigger in &app.http_triggers {
+        match executors.get(trigger.component.as_str()) {
+            Some(seen) if *seen != trigger.executor => {
+                return Err(LoadError::Component {
+                    component: trigger.component.clone(),
+                    message: "is used by HTTP triggers with different executors (or Wagi argv); give each executor its own component".into(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                executors.insert(&trigger.component, trigger.executor.clone());
+            }
+        }
+    }
+    Ok(executors)
+}
+
 /// Builds the router and component slots of `app`. Components with
 /// `min_warm > 0` are loaded now; the rest on their first request. Every
 /// component's Wasm file must exist and be Wasm, so a typo in `source`
@@ -232,17 +277,7 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     if app.http_triggers.is_empty() && app.redis_triggers.is_empty() {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
     }
-    if let Some(t) = app
-        .http_triggers
-        .iter()
-        .find(|t| matches!(t.executor, crate::manifest::HttpExecutor::Wagi { .. }))
-    {
-        return Err(LoadError::Component {
-            component: t.component.clone(),
-            message: "the Wagi executor (executor = { type = \"wagi\" }) is not supported yet: build the component as a wasi:http handler".into(),
-        }
-        .into());
-    }
+    let executors = executors(&app)?;
     let (router, duplicates) = Router::build(
         &app.http_base,
         app.http_triggers
@@ -308,6 +343,10 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         .values()
         .filter(|c| served.contains(c.id.as_str()))
     {
+        let executor = executors
+            .get(component.id.as_str())
+            .cloned()
+            .unwrap_or_default();
         check_source(component)?;
         // Composition errors stop startup rather than the first request
         // (the result is cached for the component's first load), and so
@@ -319,15 +358,23 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
                 source,
             })?
         } else {
-            component_bytes(component, cache.dir())?
+            component_bytes(component, cache.dir(), executor.entry())?
         };
         check_imports(component, &bytes)?;
+        if matches!(executor, HttpExecutor::Wagi { .. }) {
+            check_command(component, &bytes)?;
+        }
         let policy = settings.runtime_config.scaling(component);
-        let slot = ComponentSlot::new(component.clone(), policy.clone(), loader.clone());
+        let slot = ComponentSlot::new(
+            component.clone(),
+            executor.clone(),
+            policy.clone(),
+            loader.clone(),
+        );
         components.insert(component.id.clone(), Arc::new(slot));
     }
     for slot in components.values().filter(|s| s.policy().min_warm > 0) {
-        let ready = loader.load(&app.components[slot.id()], slot.policy())?;
+        let ready = loader.load(&app.components[slot.id()], slot.policy(), slot.executor())?;
         slot.preload(Arc::new(ready));
     }
     let redis_triggers = crate::redis_trigger::RedisTriggers::prepare(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -149,8 +150,19 @@ impl InstanceTemplate {
 
     /// Fresh state for one instance.
     pub fn state(&self) -> HostState {
+        self.build(None)
+    }
+
+    /// Fresh state for one run of a WASI command (Wagi): `io`'s standard
+    /// input, output, arguments and environment (which wins over the
+    /// component's `environment` where both name a variable); stderr goes
+    /// where the component's always goes.
+    pub fn command_state(&self, io: CommandIo) -> HostState {
+        self.build(Some(io))
+    }
+
+    fn build(&self, io: Option<CommandIo>) -> HostState {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.environment);
         match &self.output {
             Some(output) => {
                 wasi.stdout(output.stdout.clone())
@@ -158,6 +170,23 @@ impl InstanceTemplate {
             }
             None => {
                 wasi.inherit_stdout().inherit_stderr();
+            }
+        }
+        match io {
+            None => {
+                wasi.envs(&self.environment);
+            }
+            Some(io) => {
+                let own = self
+                    .environment
+                    .iter()
+                    .filter(|(k, _)| !io.env.iter().any(|(set, _)| set == k));
+                for (k, v) in own.chain(io.env.iter()) {
+                    wasi.env(k, v);
+                }
+                wasi.args(&io.args)
+                    .stdin(MemoryInputPipe::new(io.stdin))
+                    .stdout(io.stdout);
             }
         }
         for mount in self.mounts.iter() {
@@ -191,6 +220,19 @@ impl InstanceTemplate {
             },
         }
     }
+}
+
+/// Standard input, output, arguments and environment of one WASI command
+/// run.
+pub struct CommandIo {
+    /// Fed to the program as standard input.
+    pub stdin: bytes::Bytes,
+    /// Collects the program's standard output.
+    pub stdout: MemoryOutputPipe,
+    /// `argv`, the program name first.
+    pub args: Vec<String>,
+    /// Environment variables set for this run.
+    pub env: Vec<(String, String)>,
 }
 
 /// Whether a guest may use `addr` for `used_for`, as Spin decides it:

@@ -41,6 +41,7 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// waits up to `wait` for them to be gone; returns how many are left.
 pub async fn halt_all(wait: Duration) -> usize {
     HALTED.store(true, Ordering::Release);
+    HALT.notify_waiters();
     let deadline = tokio::time::Instant::now() + wait;
     // Each instance notices at its next epoch tick or wake-up; a short poll
     // is enough for a path taken once per process.
@@ -48,6 +49,36 @@ pub async fn halt_all(wait: Duration) -> usize {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     LIVE.load(Ordering::Acquire)
+}
+
+/// Wakes instances that run outside a [`ProxyHandler`] (Wagi's commands)
+/// when the server halts.
+static HALT: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Counts an instance alive until dropped, so [`halt_all`] waits for it.
+pub(crate) struct LiveInstance(());
+
+impl LiveInstance {
+    /// Marks one more instance alive.
+    pub(crate) fn enter() -> Self {
+        LIVE.fetch_add(1, Ordering::AcqRel);
+        Self(())
+    }
+}
+
+impl Drop for LiveInstance {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Resolves once the server halts (at once if it already has).
+pub(crate) async fn halted() {
+    let notified = HALT.notified();
+    if HALTED.load(Ordering::Acquire) {
+        return;
+    }
+    notified.await;
 }
 
 /// How instances of a component are reused and bounded in time.

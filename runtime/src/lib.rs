@@ -47,3 +47,4 @@ pub mod spin_headers;
 pub mod tls;
 pub mod transform_cmd;
 pub mod variables;
+pub mod wagi;

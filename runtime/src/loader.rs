@@ -11,11 +11,13 @@ use wasmtime::component::Linker;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine::compile_cache::CompileCache;
-use crate::engine::loader::{HttpAbi, LoadError, compile, link};
+use crate::engine::componentize::Entry;
+use crate::engine::loader::{HttpAbi, LoadError, compile, link, link_command};
 use crate::host::{HostState, InstanceTemplate};
 use crate::instances::{ComponentHandler, ComponentInstances, InstancePolicy};
-use crate::manifest::Component;
+use crate::manifest::{Component, HttpExecutor};
 use crate::outbound::{AppHandle, Clients, OutboundHttp};
+use crate::outcome::RequestOutcome;
 use crate::runtime_config::ScalingPolicy;
 use crate::spin_apis::SpinCtx;
 use crate::spin_apis::key_value::{KeyValueAccess, KeyValueStores};
@@ -25,13 +27,36 @@ use crate::spin_apis::outbound_redis::{RedisAccess, RedisPools};
 use crate::spin_apis::postgres::{PostgresAccess, PostgresPools};
 use crate::spin_apis::sqlite::{Databases, SqliteAccess};
 use crate::variables::Resolved;
+use crate::wagi::WagiHandler;
 
 /// One component compiled, linked and ready to serve.
 pub struct LoadedComponent {
-    /// The request scheduler for this component.
-    pub handler: ComponentHandler,
-    /// The WASI HTTP generation it exports.
+    /// Runs the component's requests.
+    pub handler: RequestHandler,
+    /// The WASI HTTP generation it exports (or that it is a command).
     pub abi: HttpAbi,
+}
+
+/// How a component's requests run, by its trigger's `executor`.
+pub enum RequestHandler {
+    /// A `wasi:http` handler, scheduled onto instances.
+    Http(ComponentHandler),
+    /// A WASI command run once per request as a CGI program.
+    Wagi(Box<WagiHandler>),
+}
+
+impl RequestHandler {
+    /// Runs `req`; `outcome` learns of limits hit on the way.
+    pub async fn handle(
+        &self,
+        outcome: Arc<RequestOutcome>,
+        req: wasmtime_wasi_http::handler::Request,
+    ) -> Result<wasmtime_wasi_http::handler::Response, wasmtime::Error> {
+        match self {
+            Self::Http(handler) => handler.handle(outcome, req).await,
+            Self::Wagi(handler) => handler.handle(outcome, req).await,
+        }
+    }
 }
 
 /// Compiles (or loads from cache), links and wraps components on demand.
@@ -69,14 +94,34 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// Loads `component` with its scaling `policy`.
+    /// Loads `component` with its scaling `policy`, to be called as
+    /// `executor` says.
     pub fn load(
         &self,
         component: &Component,
         policy: &ScalingPolicy,
+        executor: &HttpExecutor,
     ) -> Result<LoadedComponent, LoadError> {
         let started = Instant::now();
-        let (compiled, cached) = compile(&self.engine, &self.cache, component)?;
+        if let HttpExecutor::Wagi { argv } = executor {
+            let (compiled, cached) = compile(&self.engine, &self.cache, component, Entry::Command)?;
+            let pre = link_command(&self.linker, &compiled, &component.id)?;
+            let handler = WagiHandler::new(
+                self.engine.clone(),
+                pre,
+                self.template(component)?,
+                argv.clone(),
+                self.request_timeout,
+            );
+            return Ok(self.loaded(
+                component,
+                RequestHandler::Wagi(Box::new(handler)),
+                HttpAbi::Command,
+                cached,
+                started,
+            ));
+        }
+        let (compiled, cached) = compile(&self.engine, &self.cache, component, Entry::Exports)?;
         let (pre, abi) = link(&self.linker, &compiled, &component.id)?;
         let template = self.template(component)?;
         let instances = InstancePolicy {
@@ -90,6 +135,23 @@ impl Loader {
             ..InstancePolicy::default()
         };
         let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);
+        Ok(self.loaded(
+            component,
+            RequestHandler::Http(handler),
+            abi,
+            cached,
+            started,
+        ))
+    }
+
+    fn loaded(
+        &self,
+        component: &Component,
+        handler: RequestHandler,
+        abi: HttpAbi,
+        cached: bool,
+        started: Instant,
+    ) -> LoadedComponent {
         tracing::info!(
             component = %component.id,
             abi = ?abi,
@@ -98,7 +160,7 @@ impl Loader {
             "component loaded"
         );
         crate::metrics::component_loaded(&component.id, cached);
-        Ok(LoadedComponent { handler, abi })
+        LoadedComponent { handler, abi }
     }
 
     /// What every instance of `component` starts with: its Spin APIs,

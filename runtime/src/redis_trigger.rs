@@ -31,6 +31,7 @@ use wasmtime::{Engine, Store};
 
 use crate::admission::Admission;
 use crate::app::LoadedApp;
+use crate::engine::componentize::Entry;
 use crate::engine::loader::{LoadError, component_bytes};
 use crate::host::{HostState, InstanceTemplate};
 use crate::loader::Loader;
@@ -262,7 +263,7 @@ fn load(
         message,
     };
     crate::engine::loader::check_source(component)?;
-    let bytes = component_bytes(component, loader.cache.dir())?;
+    let bytes = component_bytes(component, loader.cache.dir(), Entry::Exports)?;
     crate::app::check_imports(component, &bytes)?;
     let (compiled, cached) = loader
         .cache

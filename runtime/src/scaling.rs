@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::loader::{LoadedComponent, Loader};
-use crate::manifest::Component;
+use crate::manifest::{Component, HttpExecutor};
 use crate::runtime_config::ScalingPolicy;
 
 /// One component's load state, limits and activity.
 pub struct ComponentSlot {
     component: Component,
+    executor: HttpExecutor,
     policy: ScalingPolicy,
     loader: Arc<Loader>,
     loaded: Mutex<Option<Arc<LoadedComponent>>>,
@@ -42,9 +43,16 @@ impl Drop for InFlight {
 }
 
 impl ComponentSlot {
-    /// A slot for `component`; nothing is loaded yet.
-    pub fn new(component: Component, policy: ScalingPolicy, loader: Arc<Loader>) -> Self {
+    /// A slot for `component`, called as `executor` says; nothing is
+    /// loaded yet.
+    pub fn new(
+        component: Component,
+        executor: HttpExecutor,
+        policy: ScalingPolicy,
+        loader: Arc<Loader>,
+    ) -> Self {
         Self {
+            executor,
             concurrency: policy.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             component,
             policy,
@@ -59,6 +67,11 @@ impl ComponentSlot {
     /// The component ID.
     pub fn id(&self) -> &str {
         &self.component.id
+    }
+
+    /// How the component is called.
+    pub fn executor(&self) -> &HttpExecutor {
+        &self.executor
     }
 
     /// The scaling policy.
@@ -98,10 +111,12 @@ impl ComponentSlot {
         let loader = self.loader.clone();
         let component = self.component.clone();
         let policy = self.policy.clone();
+        let executor = self.executor.clone();
         // Compiling is CPU-bound; keep it off the async workers.
-        let ready = tokio::task::spawn_blocking(move || loader.load(&component, &policy))
-            .await
-            .map_err(|e| anyhow::anyhow!("loading panicked: {e}"))??;
+        let ready =
+            tokio::task::spawn_blocking(move || loader.load(&component, &policy, &executor))
+                .await
+                .map_err(|e| anyhow::anyhow!("loading panicked: {e}"))??;
         let ready = Arc::new(ready);
         *self.lock_loaded() = Some(ready.clone());
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();

@@ -30,3 +30,4 @@ mod sockets;
 mod spin_cli;
 mod spin_parity;
 mod support;
+mod wagi;

@@ -294,8 +294,10 @@ fn compose_uncached(
         };
         let bytes = match componentize::kind(&bytes) {
             WasmKind::Component => bytes,
-            WasmKind::CoreModule => componentize::componentize(&bytes)
-                .map_err(|e| invalid(format!("is a core module that {e}")))?,
+            WasmKind::CoreModule => {
+                componentize::componentize(&bytes, componentize::Entry::Exports)
+                    .map_err(|e| invalid(format!("is a core module that {e}")))?
+            }
             WasmKind::Unknown => return Err(invalid("is not a WebAssembly binary".to_owned())),
         };
         // Named by the whole key, which is unique in the manifest (Spin uses

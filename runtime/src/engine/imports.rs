@@ -200,6 +200,18 @@ fn provided() -> Vec<Interface> {
 /// components are skipped: the outer component's imports are what must
 /// be linked).
 pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, wasmparser::BinaryReaderError> {
+    top_level_names(bytes, false)
+}
+
+/// The top-level export names of a component, or of a core module.
+pub fn exports(bytes: &[u8]) -> Result<Vec<String>, wasmparser::BinaryReaderError> {
+    top_level_names(bytes, true)
+}
+
+fn top_level_names(
+    bytes: &[u8],
+    exports: bool,
+) -> Result<Vec<String>, wasmparser::BinaryReaderError> {
     use wasmparser::{Parser, Payload};
     let mut depth = 0usize;
     let mut names = Vec::new();
@@ -207,9 +219,19 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, wasmparser::Binary
         match payload? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(section) if depth == 0 => {
+            Payload::ComponentImportSection(section) if depth == 0 && !exports => {
                 for import in section {
                     names.push(import?.name.name.to_owned());
+                }
+            }
+            Payload::ComponentExportSection(section) if depth == 0 && exports => {
+                for export in section {
+                    names.push(export?.name.name.to_owned());
+                }
+            }
+            Payload::ExportSection(section) if depth == 0 && exports => {
+                for export in section {
+                    names.push(export?.name.to_owned());
                 }
             }
             _ => {}

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use wasmtime::Engine;
 use wasmtime::component::{Component as WasmComponent, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::engine::compile_cache::CompileCache;
-use crate::engine::componentize::{self, WasmKind};
+use crate::engine::componentize::{self, Entry, WasmKind};
 use crate::host::HostState;
 use crate::manifest::Component;
 
@@ -20,6 +21,9 @@ pub enum HttpAbi {
     P2,
     /// `wasi:http/handler@0.3.x`.
     P3,
+    /// Not a handler: a WASI command (`wasi:cli/run@0.2.x`) run per
+    /// request by the Wagi executor.
+    Command,
 }
 
 /// Problems that stop an app or a component from loading, each naming the
@@ -89,8 +93,9 @@ pub fn compile(
     engine: &Engine,
     cache: &CompileCache,
     component: &Component,
+    entry: Entry,
 ) -> Result<(WasmComponent, bool), LoadError> {
-    let bytes = component_bytes(component, cache.dir())?;
+    let bytes = component_bytes(component, cache.dir(), entry)?;
     cache
         .load(engine, &bytes)
         .map_err(|e| LoadError::Component {
@@ -99,11 +104,13 @@ pub fn compile(
         })
 }
 
-/// The component to compile: the file, componentized if it is a core
-/// module, composed with its dependencies if it has any.
+/// The component to compile: the file, componentized (with the adapter
+/// `entry` needs) if it is a core module, composed with its dependencies
+/// if it has any.
 pub fn component_bytes(
     component: &Component,
     cache_dir: Option<&Path>,
+    entry: Entry,
 ) -> Result<Vec<u8>, LoadError> {
     let path = component.source.display().to_string();
     let bytes = std::fs::read(&component.source).map_err(|source| LoadError::Source {
@@ -119,7 +126,7 @@ pub fn component_bytes(
         WasmKind::Component => bytes,
         WasmKind::CoreModule => {
             tracing::info!(component = %component.id, "componentizing core module");
-            componentize::componentize(&bytes).map_err(|e| err(e.to_string()))?
+            componentize::componentize(&bytes, entry).map_err(|e| err(e.to_string()))?
         }
         WasmKind::Unknown => {
             return Err(LoadError::NotWasm {
@@ -162,4 +169,27 @@ pub fn link(
             "exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2: {e:#}"
         ))),
     }
+}
+
+/// Links `compiled` as a WASI command (Wagi's executor runs its
+/// `wasi:cli/run` once per request).
+pub fn link_command(
+    linker: &Linker<HostState>,
+    compiled: &WasmComponent,
+    id: &str,
+) -> Result<CommandPre<HostState>, LoadError> {
+    let err = |message: String| LoadError::Component {
+        component: id.to_owned(),
+        message,
+    };
+    let pre = linker.instantiate_pre(compiled).map_err(|e| {
+        err(format!(
+            "imports something this host does not provide: {e:#}"
+        ))
+    })?;
+    CommandPre::new(pre).map_err(|e| {
+        err(format!(
+            "has executor = {{ type = \"wagi\" }} but does not export wasi:cli/run@0.2 (build it as a program with a main function): {e:#}"
+        ))
+    })
 }

@@ -179,6 +179,16 @@ pub enum HttpExecutor {
     },
 }
 
+impl HttpExecutor {
+    /// How a core module for this executor is made a component.
+    pub fn entry(&self) -> crate::engine::componentize::Entry {
+        match self {
+            Self::Http => crate::engine::componentize::Entry::Exports,
+            Self::Wagi { .. } => crate::engine::componentize::Entry::Command,
+        }
+    }
+}
+
 /// `static_response = { status_code, headers, body }`: what Spin sends for
 /// a trigger without a component.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
