@@ -86,7 +86,18 @@ fn lines(body: &str) -> Vec<&str> {
 
 fn serves_cgi(source: &std::path::Path) {
     let app = app(source);
-    let trib = Trib::start_with(&app, &shared_cache(), &["--request-timeout", "2s"]);
+    let trib = Trib::start_with(
+        &app,
+        &shared_cache(),
+        &[
+            "--request-timeout",
+            "2s",
+            "--max-request-body",
+            "4096",
+            "--max-instance-memory-mib",
+            "64",
+        ],
+    );
     let resp = client()
         .post(trib.url("/cgi/a%20b?mode=echo&x=1&flag"))
         .header("content-type", "text/csv")
@@ -180,6 +191,15 @@ fn serves_cgi(source: &std::path::Path) {
     let (status, _) = trib.get("/cgi/?mode=spin");
     assert_eq!(status, 504);
     assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The body and memory limits hold for CGI programs too.
+    let (status, _) = trib.post("/cgi/?mode=echo", &"x".repeat(5000));
+    assert_eq!(status, 413);
+    let (status, body) = trib.get("/cgi/?mode=hog");
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "Internal Server Error: memory limit exceeded")
+    );
 
     // Each request ran on its own instance and the server still serves.
     trib.assert_gets(&[("/cgi/?mode=variable", 200, "greeting=hello from a variable")]);

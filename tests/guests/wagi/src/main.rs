@@ -5,7 +5,8 @@
 //!   custom header; `plain`: text with no header block;
 //! - `silent`: nothing; `fail`: a response, then exit code 3;
 //! - `variable`: the `greeting` Spin variable (Spin APIs work in Wagi);
-//! - `spin`: loops forever (the request timeout must stop it).
+//! - `spin`: loops forever (the request timeout must stop it);
+//! - `hog`: grows its memory by 512 MiB (the memory limit must stop it).
 
 use std::io::{Read, Write};
 
@@ -49,6 +50,10 @@ fn main() {
         "variable" => {
             let greeting = spin_sdk::variables::get("greeting").unwrap_or_else(|e| format!("error: {e}"));
             write!(out, "Content-Type: text/plain\n\ngreeting={greeting}")
+        }
+        "hog" => {
+            let big = vec![1u8; 512 << 20];
+            write!(out, "Content-Type: text/plain\n\n{}", big.iter().map(|&b| b as u64).sum::<u64>())
         }
         "spin" => {
             let mut n: u64 = 0;
