@@ -34,6 +34,7 @@ pub mod instances;
 pub mod loader;
 pub mod manifest;
 pub mod metrics;
+pub mod oci;
 pub mod outbound;
 pub mod outcome;
 pub mod redis_trigger;

@@ -42,6 +42,208 @@ enum Command {
     /// Work with transform components (`tributary:pipeline/transformer`).
     #[command(subcommand)]
     Transform(TransformCommand),
+    /// Push and pull apps as OCI artifacts in Spin's format.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Package the app as `spin registry push` does and push it.
+    Push(RegistryPushArgs),
+    /// Pull an app (trib's or Spin's) into the cache, checking every digest.
+    Pull(RegistryPullArgs),
+    /// Save credentials for a registry.
+    Login(RegistryLoginArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegistryOptions {
+    /// Use plain HTTP, not HTTPS (a registry on loopback, say).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// Where pulled packages are kept (default: ~/.cache/tributary/registry).
+    #[arg(long, env = "TRIB_REGISTRY_CACHE")]
+    registry_cache_dir: Option<PathBuf>,
+}
+
+impl RegistryOptions {
+    fn connection(&self) -> trib::oci::registry::Connection {
+        trib::oci::registry::Connection {
+            insecure: self.insecure,
+        }
+    }
+
+    fn store(&self) -> anyhow::Result<trib::oci::store::Store> {
+        let dir = match &self.registry_cache_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .map(|d| d.join("tributary/registry"))
+                .context("no cache directory: set HOME, XDG_CACHE_HOME or --registry-cache-dir")?,
+        };
+        Ok(trib::oci::store::Store::new(dir))
+    }
+
+    /// Pulls `reference` and returns the unpacked manifest.
+    fn pull(&self, reference: &str) -> anyhow::Result<PathBuf> {
+        let store = self.store()?;
+        let pulled = block_on(trib::oci::registry::pull(
+            reference,
+            &store,
+            &self.connection(),
+        ))??;
+        eprintln!("Pulled {reference}@{}", pulled.digest);
+        Ok(pulled.manifest)
+    }
+}
+
+#[derive(Debug, Args)]
+struct RegistryPushArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Where to push: REGISTRY/REPOSITORY[:TAG].
+    reference: String,
+    /// A manifest annotation KEY=VALUE (repeatable; wins over the ones
+    /// made from `[application]`).
+    #[arg(long = "annotation", value_parser = parse_key_value)]
+    annotations: Vec<(String, String)>,
+    #[command(flatten)]
+    registry: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+struct RegistryPullArgs {
+    /// What to pull: REGISTRY/REPOSITORY[:TAG][@DIGEST].
+    reference: String,
+    #[command(flatten)]
+    registry: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+struct RegistryLoginArgs {
+    /// The registry, `host[:port]`.
+    server: String,
+    /// The user name.
+    #[arg(short = 'u', long)]
+    username: String,
+    /// Read the password from standard input (keeps it out of the shell's
+    /// history and the process list).
+    #[arg(long)]
+    password_stdin: bool,
+    /// The password (prefer --password-stdin).
+    #[arg(
+        short = 'p',
+        long,
+        env = "TRIB_REGISTRY_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// Runs one future on a small runtime of its own (registry commands, and
+/// the pull before `trib up` starts its server).
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
+}
+
+fn registry(command: RegistryCommand) -> anyhow::Result<()> {
+    match command {
+        RegistryCommand::Push(args) => {
+            let app = args.manifest.load(None)?;
+            let package =
+                trib::oci::package::assemble(&app, CompileCache::default_dir().as_deref())?;
+            let mut annotations = annotations_for(&package.lock);
+            annotations.extend(args.annotations.iter().cloned());
+            let pushed = block_on(trib::oci::registry::push(
+                &package,
+                &args.reference,
+                annotations,
+                &args.registry.connection(),
+            ))??;
+            eprintln!(
+                "Pushed {}@{} ({} layers)",
+                args.reference, pushed.digest, pushed.layers
+            );
+            println!("{}", pushed.digest);
+            Ok(())
+        }
+        RegistryCommand::Pull(args) => {
+            let manifest = args.registry.pull(&args.reference)?;
+            println!("{}", manifest.display());
+            Ok(())
+        }
+        RegistryCommand::Login(args) => {
+            let password = match (args.password_stdin, args.password) {
+                (true, _) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the password from standard input")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+                (false, Some(p)) => p,
+                (false, None) => anyhow::bail!("give the password with --password-stdin (or -p)"),
+            };
+            let file = trib::oci::auth::trib_auth_file()
+                .context("no configuration directory: set HOME or XDG_CONFIG_HOME")?;
+            trib::oci::auth::save(&file, &args.server, &args.username, &password)?;
+            eprintln!(
+                "Saved credentials for {} in {}",
+                args.server,
+                file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The annotations Spin puts on a package, from `[application]`.
+fn annotations_for(
+    lock: &trib::oci::locked::LockedApp,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let text = |key: &str| {
+        lock.metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    out.insert(
+        "org.opencontainers.image.created".into(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    if let Some(name) = text("name") {
+        out.insert("org.opencontainers.image.title".into(), name);
+    }
+    if let Some(version) = text("version") {
+        out.insert("org.opencontainers.image.version".into(), version);
+    }
+    if let Some(description) = text("description") {
+        out.insert("org.opencontainers.image.description".into(), description);
+    }
+    if let Some(authors) = lock.metadata.get("authors").and_then(|v| v.as_array()) {
+        let authors: Vec<&str> = authors.iter().filter_map(|a| a.as_str()).collect();
+        if !authors.is_empty() {
+            out.insert(
+                "org.opencontainers.image.authors".into(),
+                authors.join(", "),
+            );
+        }
+    }
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,16 +271,25 @@ struct ManifestArg {
     /// here or in the nearest parent directory.
     #[arg(short = 'f', long = "from")]
     from: Option<PathBuf>,
+    /// An app in an OCI registry (REGISTRY/REPOSITORY[:TAG][@DIGEST]),
+    /// as Spin's flag; `--from` takes one too when it is no path on disk.
+    #[arg(long, conflicts_with = "from")]
+    from_registry: Option<String>,
 }
 
 /// What `--from` names.
 enum AppSource {
     Manifest(PathBuf),
     Wasm(PathBuf),
+    /// An OCI reference (not a path on disk).
+    Registry(String),
 }
 
 impl ManifestArg {
     fn source(&self) -> anyhow::Result<AppSource> {
+        if let Some(reference) = &self.from_registry {
+            return Ok(AppSource::Registry(reference.clone()));
+        }
         let Some(from) = &self.from else {
             let here = std::env::current_dir().context("cannot read the working directory")?;
             let found = trib::cli_values::find_manifest(&here).with_context(
@@ -89,13 +300,18 @@ impl ManifestArg {
             }
             return Ok(AppSource::Manifest(found));
         };
-        Ok(if from.is_dir() {
-            AppSource::Manifest(from.join("spin.toml"))
-        } else if from.extension().is_some_and(|e| e == "wasm") {
-            AppSource::Wasm(from.clone())
-        } else {
-            AppSource::Manifest(from.clone())
-        })
+        let text = from.to_string_lossy();
+        Ok(
+            if !from.exists() && trib::oci::looks_like_reference(&text) {
+                AppSource::Registry(text.into_owned())
+            } else if from.is_dir() {
+                AppSource::Manifest(from.join("spin.toml"))
+            } else if from.extension().is_some_and(|e| e == "wasm") {
+                AppSource::Wasm(from.clone())
+            } else {
+                AppSource::Manifest(from.clone())
+            },
+        )
     }
 
     /// The manifest path (`trib build` and `--build` need one).
@@ -106,12 +322,28 @@ impl ManifestArg {
                 "{} is a Wasm file, not a manifest: there is nothing to build",
                 path.display()
             ),
+            AppSource::Registry(reference) => anyhow::bail!(
+                "{reference} is a registry reference, not a manifest: there is nothing to build"
+            ),
         }
     }
 
-    fn load(&self) -> anyhow::Result<trib::manifest::App> {
+    /// Whether the app comes from a registry.
+    fn is_registry(&self) -> bool {
+        matches!(self.source(), Ok(AppSource::Registry(_)))
+    }
+
+    /// The app; a registry reference is pulled first with `registry`'s
+    /// settings (`None`: registry references are refused).
+    fn load(&self, registry: Option<&RegistryOptions>) -> anyhow::Result<trib::manifest::App> {
         Ok(match self.source()? {
             AppSource::Manifest(path) => trib::manifest::load(&path)?,
+            AppSource::Registry(reference) => {
+                let Some(registry) = registry else {
+                    anyhow::bail!("{reference} is a registry reference: push a local app instead");
+                };
+                trib::manifest::load(&registry.pull(&reference)?)?
+            }
             AppSource::Wasm(wasm) => {
                 if !wasm.is_file() {
                     anyhow::bail!("{}: no such Wasm file", wasm.display());
@@ -128,6 +360,8 @@ impl ManifestArg {
 struct UpArgs {
     #[command(flatten)]
     manifest: ManifestArg,
+    #[command(flatten)]
+    registry: RegistryOptions,
     /// Address to listen on; port 0 picks a free port (the real address is
     /// printed).
     #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:3000")]
@@ -279,6 +513,7 @@ fn main() -> ExitCode {
             .and_then(|path| build(&path, &args.components))
             .map(|_| ()),
         Command::Transform(TransformCommand::Run(args)) => transform_run(&args),
+        Command::Registry(command) => registry(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -309,7 +544,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     if args.build {
         build(&args.manifest.path()?, &[])?;
     }
-    let mut app = args.manifest.load()?;
+    let mut app = args.manifest.load(Some(&args.registry))?;
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
     }
@@ -319,6 +554,11 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     if let Some(dir) = &args.state_dir {
         runtime_config.state_dir = StateDir::from_flag(dir);
+    } else if args.manifest.is_registry() {
+        // The unpacked app lives in the content cache, which stays as
+        // pulled: state goes where `trib up` runs.
+        let here = std::env::current_dir().context("cannot read the working directory")?;
+        runtime_config.state_dir = StateDir::At(here.join(".spin"));
     }
     runtime_config.reuse = (
         args.max_instance_reuse_count,
