@@ -123,7 +123,7 @@ fn each_sdk_generation_round_trips_key_value_and_reads_a_variable() {
 /// A spin-sdk 2.x guest imports WASI `0.2.0-rc-2023-10-18`, served by
 /// `engine::wasi_2023_10_18` (its export renamed to `@0.2.0`): it stores a
 /// value and reads it back, reads its variable, and a spin-sdk 5 guest
-/// reads what it stored (one backend); its outbound GET goes through the
+/// reads what it stored (one backend); it echoes a 200 kB body; its outbound GET goes through the
 /// candidate's `wasi:http/outgoing-handler` to an allowed upstream and
 /// answers with the upstream's status and body, while a GET to a host
 /// `allowed_outbound_hosts` does not list is refused (a 500 from the SDK).
@@ -157,6 +157,12 @@ fn an_sdk2_guest_round_trips_key_value_reads_a_variable_and_fetches() {
         trib.log()
     );
     trib.assert_gets(&[("/sdk5/kv-get?store=default&key=k2", 200, &value)]);
+    // A body of many chunks, read through the candidate's streams and
+    // pollables and written back through them.
+    let big: String = (0..40_000).map(|i| format!("{i:05}")).collect();
+    let (status, body) = trib.post("/sdk2/echo", &big);
+    assert_eq!(status, 200, "log:\n{}", trib.log());
+    assert!(body == big, "echoed {} bytes of {}", body.len(), big.len());
 
     let (status, body) = trib.get(&format!("/sdk2/fetch?url={allowed}/up/there"));
     assert_eq!(

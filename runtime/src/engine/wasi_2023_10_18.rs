@@ -831,7 +831,7 @@ mod tests {
             HttpErrorV::ProtocolError(_)
         ));
         match candidate_error(C::HttpRequestDenied) {
-            HttpErrorV::UnexpectedError(s) => assert_eq!(s, "HttpRequestDenied"),
+            HttpErrorV::UnexpectedError(s) => assert_eq!(s, "ErrorCode::HttpRequestDenied"),
             other => panic!("denied is unexpected: {other:?}"),
         }
     }

@@ -2,7 +2,8 @@
 //! key-value store, reads it back and answers with it and the `greeting`
 //! variable, so a test sees both APIs of this SDK generation work; on a
 //! path ending in `/fetch`, `?url=U` GETs U through the SDK's outbound
-//! HTTP and answers with the status and body it got.
+//! HTTP and answers with the status and body it got; on one ending in
+//! `/echo`, it answers with the request's body.
 
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -16,6 +17,9 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             .unwrap_or_default()
             .to_owned()
     };
+    if req.path().ends_with("/echo") {
+        return Ok(Response::new(200, req.body().to_vec()));
+    }
     if req.path().ends_with("/fetch") {
         let got: Response = spin_sdk::http::send(Request::get(param("url")).build()).await?;
         let body = format!(
