@@ -294,6 +294,7 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::engine::wasi_2023_10_18::add_to_linker(&mut linker)?;
     crate::spin_apis::add_to_linker(&mut linker, spin_view)?;
     Ok(linker)
 }

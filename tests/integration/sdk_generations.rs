@@ -8,13 +8,15 @@
 //!   0.3.0, see `engine::wasi_rc`), `spin:key-value@3.0.0`,
 //!   `spin:variables@3.0.0`;
 //! - 7.x (`hello-p3`): `wasi:http/handler@0.3.0`, `spin:*@3.0.0`;
-//! - 2.x (`sdk2-kv`): WASI `0.2.0-rc-2023-10-18`, which Wasmtime 48 cannot
-//!   serve: refused at startup with one line saying so.
+//! - 2.x (`sdk2-kv`): WASI `0.2.0-rc-2023-10-18`, linked under its own
+//!   names by `engine::wasi_2023_10_18` on top of Wasmtime's WASI 0.2, its
+//!   `incoming-handler` export served as `@0.2.0`; `fermyon:spin@2.0.0`.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::support::{AppDir, Trib, build_wasm, repo_root, shared_cache, trib};
+use crate::outbound::Upstream;
+use crate::support::{AppDir, Trib, assert_mentions, build_wasm, repo_root, shared_cache};
 
 /// `sdk2-kv`, `sdk3-kv`, `sdk4-kv`, `sdk6-kv`, built once per process.
 fn sdk_guests() -> &'static [PathBuf; 4] {
@@ -118,33 +120,65 @@ fn each_sdk_generation_round_trips_key_value_and_reads_a_variable() {
     }
 }
 
-/// A spin-sdk 2.x guest imports WASI `0.2.0-rc-2023-10-18`, whose types
-/// differ from the WASI 0.2 releases Wasmtime 48 links: `trib up` refuses
-/// it at startup with one line naming the import and why, rather than
-/// serving 500s.
+/// A spin-sdk 2.x guest imports WASI `0.2.0-rc-2023-10-18`, served by
+/// `engine::wasi_2023_10_18` (its export renamed to `@0.2.0`): it stores a
+/// value and reads it back, reads its variable, and a spin-sdk 5 guest
+/// reads what it stored (one backend); it echoes a 200 kB body; its outbound GET goes through the
+/// candidate's `wasi:http/outgoing-handler` to an allowed upstream and
+/// answers with the upstream's status and body, while a GET to a host
+/// `allowed_outbound_hosts` does not list is refused (a 500 from the SDK).
 #[test]
-fn an_sdk2_guest_is_refused_at_startup_naming_its_wasi_candidate() {
+fn an_sdk2_guest_round_trips_key_value_reads_a_variable_and_fetches() {
     let [sdk2, ..] = sdk_guests().clone();
-    let app = AppDir::new(&manifest(&[("sdk2", sdk2)]));
-    let out = trib()
-        .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
-        .arg(app.manifest())
-        .current_dir(app.path())
-        .env("TRIB_LOG", "warn")
-        .output()
-        .expect("trib runs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr.trim_end();
-    assert!(
-        line.starts_with("Error: component \"sdk2\": imports wasi:")
-            && line.contains("@0.2.0-rc-2023-10-18, which trib does not provide (a WASI 0.2.0 release candidate, the one spin-sdk 2.x targets;")
-            && !line.contains('\n'),
-        "{stderr}"
+    let upstream = Upstream::start();
+    let allowed = format!("http://127.0.0.1:{}", upstream.addr.port());
+    let app = AppDir::new(
+        &manifest(&[
+            ("sdk2", sdk2),
+            ("sdk5", crate::support::guests().p2.clone()),
+        ])
+        .replace(
+            "[component.sdk2]\n",
+            &format!("[component.sdk2]\nallowed_outbound_hosts = [\"{allowed}\"]\n"),
+        ),
     );
-    assert!(
-        out.stdout.is_empty(),
-        "nothing starts: {}",
-        String::from_utf8_lossy(&out.stdout)
+    let who = format!("tester-{}", std::process::id());
+    let trib = Trib::start_with_env(&app, &shared_cache(), &[], &[("SPIN_VARIABLE_WHO", &who)]);
+
+    let value = format!("value-2-{}", std::process::id());
+    let (status, body) = trib.get(&format!("/sdk2/kv?key=k2&value={value}"));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            format!("sdk=2 kv={value} var={who} from sdk2\n").as_str()
+        ),
+        "spin-sdk 2.x guest; log:\n{}",
+        trib.log()
+    );
+    trib.assert_gets(&[("/sdk5/kv-get?store=default&key=k2", 200, &value)]);
+    // A body of many chunks, read through the candidate's streams and
+    // pollables and written back through them.
+    let big: String = (0..40_000).map(|i| format!("{i:05}")).collect();
+    let (status, body) = trib.post("/sdk2/echo", &big);
+    assert_eq!(status, 200, "log:\n{}", trib.log());
+    assert!(body == big, "echoed {} bytes of {}", body.len(), big.len());
+
+    let (status, body) = trib.get(&format!("/sdk2/fetch?url={allowed}/up/there"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "sdk=2 fetched 200 upstream ok /up/there\n"),
+        "log:\n{}",
+        trib.log()
+    );
+    assert_eq!(upstream.connections(), 1);
+    let closed = crate::support::closed_port();
+    let (status, _) = trib.get(&format!("/sdk2/fetch?url=http://127.0.0.1:{closed}/nope"));
+    assert_eq!(status, 500, "not allowed; log:\n{}", trib.log());
+    assert_mentions(&trib.log(), &["outbound HTTP denied", "component=sdk2"]);
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "nothing more reached the upstream"
     );
 }

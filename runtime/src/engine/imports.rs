@@ -20,7 +20,9 @@ const TRIGGERS_WIT: &str = include_str!("../../../wit/triggers/triggers.wit");
 /// WASI interfaces Wasmtime 48 links (`wasmtime-wasi` and
 /// `wasmtime-wasi-http`, WASI 0.2.12 and 0.3.0); unstable ones left out.
 /// The release candidates in [`crate::engine::wasi_rc::ALIASES`] are
-/// provided too (the loader renames them to these).
+/// provided too (the loader renames them to these), and spin-sdk 2.x's
+/// `0.2.0-rc-2023-10-18` as `host.wit`'s `wasi-2023-10-18` world lists it
+/// (linked by [`crate::engine::wasi_2023_10_18`]).
 const WASI: &[(&str, &[&str])] = &[
     (
         "wasi:cli@0.2.12",
@@ -87,11 +89,12 @@ const WASI: &[(&str, &[&str])] = &[
 ];
 
 /// WASI release candidates whose types differ from every release Wasmtime
-/// 48 links, so no renaming can serve them, and why, in words.
+/// 48 links, so no renaming can serve them, and why, in words (for
+/// `0.2.0-rc-2023-10-18`, the interfaces `host.wit` does not list).
 const UNSERVABLE_CANDIDATES: &[(&str, &str)] = &[
     (
         "0.2.0-rc-2023-10-18",
-        "a WASI 0.2.0 release candidate, the one spin-sdk 2.x targets; Wasmtime 48 links only WASI 0.2 releases, whose types differ from it: rebuild the component with spin-sdk 3 or newer",
+        "a part of the WASI 0.2.0 release candidate spin-sdk 2.x targets that no spin-sdk 2.x API uses; trib serves that candidate's io, http, clocks (but timezone), random and cli interfaces, not its filesystem or sockets",
     ),
     (
         "0.2.0-rc-2023-11-10",
@@ -178,7 +181,9 @@ fn provided() -> Vec<Interface> {
             let package = i.package.strip_prefix("wasi:")?;
             crate::engine::wasi_rc::ALIASES
                 .iter()
-                .filter(|a| a.release == version && a.packages.contains(&package))
+                .filter(|a| {
+                    !a.exports_only && a.release == version && a.packages.contains(&package)
+                })
                 .find_map(|a| Interface::parse(&format!("{}@{}", i.path, a.candidate)))
         })
         .collect();
@@ -371,12 +376,32 @@ mod tests {
     }
 
     #[test]
-    fn spin_sdk_2s_wasi_candidate_is_refused_saying_why() {
-        let e = check(&names(&["wasi:io/poll@0.2.0-rc-2023-10-18"])).expect_err("rc");
+    fn spin_sdk_2s_wasi_candidate_is_provided() {
+        check(&names(&[
+            "wasi:io/poll@0.2.0-rc-2023-10-18",
+            "wasi:io/streams@0.2.0-rc-2023-10-18",
+            "wasi:http/types@0.2.0-rc-2023-10-18",
+            "wasi:http/outgoing-handler@0.2.0-rc-2023-10-18",
+            "wasi:clocks/monotonic-clock@0.2.0-rc-2023-10-18",
+            "wasi:cli/stdout@0.2.0-rc-2023-10-18",
+            "wasi:random/random@0.2.0-rc-2023-10-18",
+            "fermyon:spin/key-value@2.0.0",
+            "fermyon:spin/variables@2.0.0",
+        ]))
+        .expect("provided");
+    }
+
+    #[test]
+    fn the_rest_of_spin_sdk_2s_candidate_is_refused_saying_why() {
+        let e = check(&names(&["wasi:filesystem/types@0.2.0-rc-2023-10-18"])).expect_err("rc");
         assert_eq!(
             e.to_string(),
-            "imports wasi:io/poll@0.2.0-rc-2023-10-18, which trib does not provide (a WASI 0.2.0 release candidate, the one spin-sdk 2.x targets; Wasmtime 48 links only WASI 0.2 releases, whose types differ from it: rebuild the component with spin-sdk 3 or newer)"
+            "imports wasi:filesystem/types@0.2.0-rc-2023-10-18, which trib does not provide (a part of the WASI 0.2.0 release candidate spin-sdk 2.x targets that no spin-sdk 2.x API uses; trib serves that candidate's io, http, clocks (but timezone), random and cli interfaces, not its filesystem or sockets)"
         );
+        // The export's interface is served by renaming, not as an import.
+        let e = check(&names(&["wasi:http/incoming-handler@0.2.0-rc-2023-10-18"]))
+            .expect_err("export only");
+        assert!(e.to_string().contains("spin-sdk 2.x"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod compose;
 pub mod epoch;
 pub mod imports;
 pub mod loader;
+pub mod wasi_2023_10_18;
 pub mod wasi_rc;
 
 use anyhow::Context as _;

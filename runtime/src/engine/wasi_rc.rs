@@ -9,6 +9,10 @@
 //! export names are rewritten to the release (`…@0.3.0`) before compiling.
 //! Nothing else in the binary changes: nested modules and components refer
 //! to imports by index, so the rewrite cannot change what the guest runs.
+//!
+//! spin-sdk 2.x's WASI 0.2.0 candidate differs from the release in more
+//! than its name; its imports are served under their own names (see
+//! [`crate::engine::wasi_2023_10_18`]) and only its export is renamed here.
 
 use std::borrow::Cow;
 
@@ -16,11 +20,26 @@ use wasmparser::{BinaryReader, ComponentExport, ComponentImport, FromReader, Par
 
 /// Each release candidate served, the release that serves it, and its
 /// packages (those Wasmtime 48 links at the release).
-pub const ALIASES: &[Alias] = &[Alias {
-    candidate: "0.3.0-rc-2026-03-15",
-    release: "0.3.0",
-    packages: &["cli", "clocks", "filesystem", "http", "random", "sockets"],
-}];
+///
+/// spin-sdk 2.x's `0.2.0-rc-2023-10-18` has an entry of its own: its
+/// imports are linked under their own names by
+/// [`crate::engine::wasi_2023_10_18`], whose resources are the 0.2 host
+/// types, so only its `wasi:http/incoming-handler` export is renamed, to
+/// the 0.2.0 one it then matches, type for type.
+pub const ALIASES: &[Alias] = &[
+    Alias {
+        candidate: "0.3.0-rc-2026-03-15",
+        release: "0.3.0",
+        packages: &["cli", "clocks", "filesystem", "http", "random", "sockets"],
+        exports_only: false,
+    },
+    Alias {
+        candidate: "0.2.0-rc-2023-10-18",
+        release: "0.2.0",
+        packages: &["http"],
+        exports_only: true,
+    },
+];
 
 /// One release candidate linked as a release.
 #[derive(Debug, Clone, Copy)]
@@ -31,16 +50,19 @@ pub struct Alias {
     pub release: &'static str,
     /// `wasi:` packages covered.
     pub packages: &'static [&'static str],
+    /// Only exports are renamed (the imports are linked under the
+    /// candidate's own names).
+    pub exports_only: bool,
 }
 
 /// The release name serving `name`, when `name` is a `wasi:` interface at a
-/// candidate in [`ALIASES`].
-pub fn released_name(name: &str) -> Option<String> {
+/// candidate in [`ALIASES`] (an export when `export`, else an import).
+pub fn released_name(name: &str, export: bool) -> Option<String> {
     let (path, version) = name.split_once('@')?;
     let package = path.strip_prefix("wasi:")?.split_once('/')?.0;
-    let alias = ALIASES
-        .iter()
-        .find(|a| a.candidate == version && a.packages.contains(&package))?;
+    let alias = ALIASES.iter().find(|a| {
+        a.candidate == version && a.packages.contains(&package) && (export || !a.exports_only)
+    })?;
     Some(format!("{path}@{}", alias.release))
 }
 
@@ -97,8 +119,8 @@ fn rewrite(bytes: &[u8]) -> wasmparser::Result<Option<Vec<u8>>> {
         };
         let body = &bytes[range];
         let renamed = match id {
-            COMPONENT_IMPORT_SECTION => rename_entries::<ComponentImport<'_>>(body)?,
-            COMPONENT_EXPORT_SECTION => rename_entries::<ComponentExport<'_>>(body)?,
+            COMPONENT_IMPORT_SECTION => rename_entries::<ComponentImport<'_>>(body, false)?,
+            COMPONENT_EXPORT_SECTION => rename_entries::<ComponentExport<'_>>(body, true)?,
             _ => None,
         };
         changed |= renamed.is_some();
@@ -113,7 +135,10 @@ fn rewrite(bytes: &[u8]) -> wasmparser::Result<Option<Vec<u8>>> {
 /// One import or export section's body with aliased names renamed, or
 /// `None` if it has none. A rename that would clash with a name already in
 /// the section is skipped (the component then fails to link, naming it).
-fn rename_entries<'a, T: FromReader<'a>>(body: &'a [u8]) -> wasmparser::Result<Option<Vec<u8>>> {
+fn rename_entries<'a, T: FromReader<'a>>(
+    body: &'a [u8],
+    exports: bool,
+) -> wasmparser::Result<Option<Vec<u8>>> {
     let mut reader = BinaryReader::new(body, 0);
     let count = reader.read_var_u32()?;
     let mut entries = Vec::with_capacity(count as usize);
@@ -136,7 +161,7 @@ fn rename_entries<'a, T: FromReader<'a>>(body: &'a [u8]) -> wasmparser::Result<O
     let mut changed = false;
     for (start, end, name) in entries {
         let renamed = name.and_then(|(n, after)| {
-            let r = released_name(n).filter(|r| !existing.contains(r.as_str()))?;
+            let r = released_name(n, exports).filter(|r| !existing.contains(r.as_str()))?;
             Some((r, after))
         });
         match renamed {
@@ -172,18 +197,29 @@ mod tests {
 
     #[test]
     fn only_aliased_wasi_candidates_get_a_release_name() {
-        assert_eq!(
-            released_name("wasi:http/handler@0.3.0-rc-2026-03-15").as_deref(),
-            Some("wasi:http/handler@0.3.0")
-        );
-        assert_eq!(
-            released_name("wasi:cli/stdin@0.3.0-rc-2026-03-15").as_deref(),
-            Some("wasi:cli/stdin@0.3.0")
-        );
-        assert_eq!(released_name("wasi:http/types@0.3.0-rc-2025-09-16"), None);
-        assert_eq!(released_name("wasi:http/types@0.3.0"), None);
-        assert_eq!(released_name("wasi:nn/graph@0.3.0-rc-2026-03-15"), None);
-        assert_eq!(released_name("spin:kv/kv@0.3.0-rc-2026-03-15"), None);
+        for export in [false, true] {
+            assert_eq!(
+                released_name("wasi:http/handler@0.3.0-rc-2026-03-15", export).as_deref(),
+                Some("wasi:http/handler@0.3.0")
+            );
+            assert_eq!(
+                released_name("wasi:cli/stdin@0.3.0-rc-2026-03-15", export).as_deref(),
+                Some("wasi:cli/stdin@0.3.0")
+            );
+            assert_eq!(
+                released_name("wasi:http/types@0.3.0-rc-2025-09-16", export),
+                None
+            );
+            assert_eq!(released_name("wasi:http/types@0.3.0", export), None);
+            assert_eq!(
+                released_name("wasi:nn/graph@0.3.0-rc-2026-03-15", export),
+                None
+            );
+            assert_eq!(
+                released_name("spin:kv/kv@0.3.0-rc-2026-03-15", export),
+                None
+            );
+        }
     }
 
     /// A component importing an instance under `import` and exporting it
@@ -230,6 +266,36 @@ mod tests {
         );
         let imports = crate::engine::imports::component_imports(&after).expect("imports");
         assert_eq!(imports, vec!["wasi:http/types@0.3.0".to_owned()]);
+    }
+
+    #[test]
+    fn spin_sdk_2s_candidate_is_renamed_in_exports_only() {
+        assert_eq!(
+            released_name("wasi:http/incoming-handler@0.2.0-rc-2023-10-18", true).as_deref(),
+            Some("wasi:http/incoming-handler@0.2.0")
+        );
+        assert_eq!(
+            released_name("wasi:http/types@0.2.0-rc-2023-10-18", false),
+            None
+        );
+        assert_eq!(
+            released_name("wasi:io/poll@0.2.0-rc-2023-10-18", true),
+            None
+        );
+        let before = component(
+            "wasi:http/types@0.2.0-rc-2023-10-18",
+            "wasi:http/incoming-handler@0.2.0-rc-2023-10-18",
+        );
+        let after = rename(&before);
+        validate(&after);
+        assert_eq!(
+            after.as_ref(),
+            component(
+                "wasi:http/types@0.2.0-rc-2023-10-18",
+                "wasi:http/incoming-handler@0.2.0"
+            )
+            .as_slice()
+        );
     }
 
     #[test]
