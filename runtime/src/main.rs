@@ -16,6 +16,8 @@ use trib::runtime_config::{RuntimeConfig, StateDir, parse_duration};
 use trib::server::ConnectionSettings;
 use trib::spin_apis::sqlite::StartupSql;
 
+mod kube_cli;
+
 /// Every request allocates a store, a resource table and HTTP plumbing and
 /// frees them moments later on another thread; mimalloc's per-thread free
 /// lists handle that churn better than glibc's malloc.
@@ -42,6 +44,9 @@ enum Command {
     /// Work with transform components (`tributary:pipeline/transformer`).
     #[command(subcommand)]
     Transform(TransformCommand),
+    /// Deploy to Kubernetes with SpinKube.
+    #[command(subcommand)]
+    Kube(kube_cli::KubeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +284,7 @@ fn main() -> ExitCode {
             .and_then(|path| build(&path, &args.components))
             .map(|_| ()),
         Command::Transform(TransformCommand::Run(args)) => transform_run(&args),
+        Command::Kube(command) => kube_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
