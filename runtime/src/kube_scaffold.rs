@@ -201,6 +201,11 @@ pub enum ScaffoldError {
         /// `--max-replicas`.
         max: i32,
     },
+    /// `--autoscaler hpa --replicas 0`.
+    #[error(
+        "--autoscaler hpa with --replicas 0: a HorizontalPodAutoscaler keeps at least one replica; set --replicas 1 or more, or use --autoscaler keda to scale to zero"
+    )]
+    HpaScaleToZero,
     /// An autoscaler without the limits it measures against.
     #[error(
         "--autoscaler {autoscaler} needs {flag}: autoscaling scales on the CPU and memory each replica is given; add {flag} (e.g. {example})"
@@ -365,6 +370,11 @@ fn validate(opts: &ScaffoldOptions) -> Result<(), ScaffoldError> {
                 min: opts.replicas,
                 max: opts.max_replicas,
             });
+        }
+        // Kubernetes refuses an HPA's `minReplicas: 0` (unless a feature
+        // gate is on); KEDA scales to zero.
+        if autoscaler == Autoscaler::Hpa && opts.replicas == 0 {
+            return Err(ScaffoldError::HpaScaleToZero);
         }
         if opts.cpu_limit.is_none() {
             return Err(ScaffoldError::AutoscalerNeedsLimit {
@@ -1047,6 +1057,13 @@ mod tests {
             render(&opts),
             Err(ScaffoldError::MinAboveMax { min: 5, max: 2 })
         );
+
+        let mut opts = autoscaled(Autoscaler::Hpa);
+        opts.replicas = 0;
+        assert_eq!(render(&opts), Err(ScaffoldError::HpaScaleToZero));
+        let mut opts = autoscaled(Autoscaler::Keda);
+        opts.replicas = 0;
+        assert!(render(&opts).is_ok(), "KEDA scales to zero");
 
         let mut opts = autoscaled(Autoscaler::Hpa);
         opts.target_memory_utilization = 0;

@@ -289,6 +289,47 @@ fn kube_scaffold_keda() {
 }
 
 #[test]
+fn kube_scaffold_components_accounts_and_pull_secrets() {
+    let out = golden(
+        "extras",
+        &[
+            "--from",
+            IMAGE,
+            "--name",
+            "shop",
+            "--component",
+            "api,ingest",
+            "--component",
+            "query",
+            "-s",
+            "pull-one,pull-two",
+            "--service-account-name",
+            "shop-runner",
+            "--azure-identity",
+            "--cpu-request",
+            "50m",
+        ],
+    );
+    let docs = documents(&out);
+    assert_eq!(kinds(&docs), ["SpinApp"]);
+    let spec = &docs[0]["spec"];
+    assert_eq!(docs[0]["metadata"]["name"], "shop");
+    assert_eq!(
+        spec["components"],
+        serde_json::json!(["api", "ingest", "query"])
+    );
+    assert_eq!(
+        spec["imagePullSecrets"],
+        serde_json::json!([{"name": "pull-one"}, {"name": "pull-two"}])
+    );
+    assert_eq!(spec["serviceAccountName"], "shop-runner");
+    assert_eq!(spec["podLabels"]["azure.workload.identity/use"], "true");
+    // A request without a limit is kept (the plugin drops it).
+    assert_eq!(spec["resources"]["requests"]["cpu"], "50m");
+    assert!(spec["resources"].get("limits").is_none());
+}
+
+#[test]
 fn kube_scaffold_out_writes_a_private_file() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("app.yaml");
@@ -360,6 +401,17 @@ fn kube_scaffold_invalid_combinations_name_the_flag() {
             "--autoscaler-target-cpu-utilization is 150: it must be a percentage from 1 to 100",
         ),
         (
+            &[
+                "--cpu-limit",
+                "1",
+                "--memory-limit",
+                "1Gi",
+                "--replicas",
+                "0",
+            ],
+            "--autoscaler hpa with --replicas 0",
+        ),
+        (
             &["--cpu-limit", "100mb", "--memory-limit", "128Mi"],
             "--cpu-limit \"100mb\" is not a Kubernetes quantity",
         ),
@@ -426,6 +478,7 @@ fn kube_scaffold_every_golden_file_has_a_test() {
         names,
         [
             "config_and_variables.yaml",
+            "extras.yaml",
             "hpa.yaml",
             "keda.yaml",
             "plain.yaml"
