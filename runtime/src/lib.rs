@@ -10,7 +10,8 @@
 //! - [`app`] ties these into a [`app::LoadedApp`];
 //! - [`server`] is the HTTP front door;
 //! - [`redis_trigger`] runs components for Redis pub/sub messages;
-//! - [`build_cmd`] implements `trib build`.
+//! - [`build_cmd`] implements `trib build`;
+//! - [`kube_scaffold`] writes SpinKube manifests (`trib kube scaffold`).
 //!
 //! The `trib` binary parses flags into [`app::RuntimeSettings`] and calls
 //! into this library; nothing here reads the environment or the command line.
@@ -31,6 +32,7 @@ pub mod files;
 pub mod guest_output;
 pub mod host;
 pub mod instances;
+pub mod kube_scaffold;
 pub mod loader;
 pub mod manifest;
 pub mod metrics;

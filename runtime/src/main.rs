@@ -16,6 +16,8 @@ use trib::runtime_config::{RuntimeConfig, StateDir, parse_duration};
 use trib::server::ConnectionSettings;
 use trib::spin_apis::sqlite::StartupSql;
 
+mod kube_cli;
+
 /// Every request allocates a store, a resource table and HTTP plumbing and
 /// frees them moments later on another thread; mimalloc's per-thread free
 /// lists handle that churn better than glibc's malloc.
@@ -45,6 +47,9 @@ enum Command {
     /// Push and pull apps as OCI artifacts in Spin's format.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Deploy to Kubernetes with SpinKube.
+    #[command(subcommand)]
+    Kube(kube_cli::KubeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -514,6 +519,7 @@ fn main() -> ExitCode {
             .map(|_| ()),
         Command::Transform(TransformCommand::Run(args)) => transform_run(&args),
         Command::Registry(command) => registry(command),
+        Command::Kube(command) => kube_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

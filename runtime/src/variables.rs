@@ -366,7 +366,7 @@ impl ComponentVariables {
 }
 
 /// Spin's rule for names a guest may ask for.
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let Some(first) = name.chars().next() else {
         return Err("variable names must not be empty".into());
     };

@@ -12,6 +12,7 @@ mod files_env;
 mod hardening;
 mod host_apis;
 mod ingest;
+mod kube_scaffold;
 mod manifests;
 mod mqtt_api;
 mod mysql;
