@@ -22,6 +22,7 @@ mod postgres;
 mod postgres_old;
 mod redis_api;
 mod redis_trigger;
+mod registry;
 mod runtime_config;
 mod scaling;
 mod sdk_generations;
