@@ -144,7 +144,27 @@ struct RegistryLoginArgs {
         env = "TRIB_REGISTRY_PASSWORD",
         hide_env_values = true
     )]
-    password: Option<String>,
+    password: Option<Password>,
+    /// Check the credentials over plain HTTP (a registry on loopback).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+}
+
+/// A password from the command line; `Debug` never shows it.
+#[derive(Clone)]
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -199,9 +219,17 @@ fn registry(command: RegistryCommand) -> anyhow::Result<()> {
                         .context("cannot read the password from standard input")?;
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
-                (false, Some(p)) => p,
+                (false, Some(Password(p))) => p,
                 (false, None) => anyhow::bail!("give the password with --password-stdin (or -p)"),
             };
+            block_on(trib::oci::registry::check_login(
+                &args.server,
+                &args.username,
+                &password,
+                &trib::oci::registry::Connection {
+                    insecure: args.insecure,
+                },
+            ))??;
             let file = trib::oci::auth::trib_auth_file()
                 .context("no configuration directory: set HOME or XDG_CONFIG_HOME")?;
             trib::oci::auth::save(&file, &args.server, &args.username, &password)?;

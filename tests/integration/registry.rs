@@ -21,6 +21,30 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A registry that wants Basic auth as `user`/`password` (htpasswd,
+    /// bcrypt-hashed by Python's `bcrypt`, from tests/requirements.txt).
+    fn with_login(user: &str, password: &str) -> Self {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(rounds=4)).decode())",
+                password,
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "bcrypt: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Self::start_with(Some(format!("{user}:{hash}\n")))
+    }
+
+    fn start_with(htpasswd: Option<String>) -> Self {
         let binary = "/usr/bin/docker-registry";
         assert!(
             Path::new(binary).is_file(),
@@ -30,10 +54,21 @@ impl Registry {
         let port = closed_port();
         let host = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
+        let auth = match htpasswd {
+            Some(lines) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, lines).expect("htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: trib-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n{auth}http:\n  addr: {host}\n",
                 dir.path().join("data").display()
             ),
         )
@@ -49,7 +84,8 @@ impl Registry {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match client().get(registry.url("/v2/")).send() {
-                Ok(resp) if resp.status().is_success() => break,
+                // 401: up, and asking for credentials.
+                Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 401 => break,
                 _ if Instant::now() > deadline => panic!(
                     "the registry did not answer: {}",
                     std::fs::read_to_string(registry.dir.path().join("registry.log"))
@@ -526,4 +562,124 @@ fn a_lock_naming_a_path_outside_the_component_is_refused() {
     );
     assert!(!cache.path().join("outside.txt").exists());
     assert!(!cache.path().join("apps/outside.txt").exists());
+}
+
+#[test]
+fn credentials_come_from_trib_login_or_dockers_file_and_never_show() {
+    let password = "pw-not-for-logs-7f3a";
+    let registry = Registry::with_login("ada", password);
+    let app = AppDir::new(
+        "spin_manifest_version = 2\n[application]\nname = \"private\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{p3}\"\n",
+    );
+    let reference = format!("{}/private/hello:v1", registry.host);
+    let home = tempfile::tempdir().expect("home");
+    let config_home = home.path().join("config");
+    let docker_dir = home.path().join("docker");
+    let run = |args: &[&str], stdin: Option<&str>| -> (bool, String) {
+        use std::io::Write as _;
+        let mut cmd = trib();
+        cmd.args(args)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env("DOCKER_CONFIG", &docker_dir)
+            .env_remove("TRIB_REGISTRY_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("trib");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("trib");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(password), "the password leaked: {text}");
+        (out.status.success(), text)
+    };
+    let manifest = app.manifest();
+    let manifest = manifest.to_str().expect("utf-8 path");
+    let push = [
+        "registry",
+        "push",
+        "--insecure",
+        "-f",
+        manifest,
+        reference.as_str(),
+    ];
+
+    let (ok, text) = run(&push, None);
+    assert!(
+        !ok && text.contains("401") && text.contains("trib registry login"),
+        "anonymous push is refused, saying what to do: {text}"
+    );
+    let (ok, text) = run(
+        &[
+            "registry",
+            "login",
+            "--insecure",
+            &registry.host,
+            "-u",
+            "ada",
+            "--password-stdin",
+        ],
+        Some("wrong\n"),
+    );
+    assert!(
+        !ok && text.contains("did not accept the credentials of \"ada\""),
+        "{text}"
+    );
+    assert!(
+        !config_home.join("tributary/registry-auth.json").exists(),
+        "bad credentials are not saved"
+    );
+    let (ok, text) = run(
+        &[
+            "registry",
+            "login",
+            "--insecure",
+            &registry.host,
+            "-u",
+            "ada",
+            "--password-stdin",
+        ],
+        Some(&format!("{password}\n")),
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = run(&push, None);
+    assert!(ok, "push with the saved login: {text}");
+
+    // Docker's file alone (no trib login) is enough to pull.
+    std::fs::remove_file(config_home.join("tributary/registry-auth.json")).expect("forget login");
+    let cache = home.path().join("cache");
+    let pull = [
+        "registry",
+        "pull",
+        "--insecure",
+        reference.as_str(),
+        "--registry-cache-dir",
+        cache.to_str().expect("utf-8 path"),
+    ];
+    let (ok, text) = run(&pull, None);
+    assert!(
+        !ok && text.contains("trib registry login"),
+        "anonymous pull is refused, saying what to do: {text}"
+    );
+    use base64::Engine as _;
+    std::fs::create_dir_all(&docker_dir).expect("docker dir");
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("ada:{password}"));
+    std::fs::write(
+        docker_dir.join("config.json"),
+        json!({"auths": {registry.host.clone(): {"auth": token}}}).to_string(),
+    )
+    .expect("docker config");
+    let (ok, text) = run(&pull, None);
+    assert!(ok, "pull with Docker's credentials: {text}");
 }

@@ -91,6 +91,19 @@ pub fn parse_reference(reference: &str) -> Result<Reference, RegistryError> {
         })
 }
 
+/// `e` as text, with what to do when the registry wants credentials.
+fn explain(e: &dyn std::fmt::Display, registry: &str) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("not authorized") || lower.contains("401") || lower.contains("unauthorized") {
+        format!(
+            "{text} (the registry wants credentials: run `trib registry login {registry} -u USER --password-stdin`, or add them to Docker's config.json)"
+        )
+    } else {
+        text
+    }
+}
+
 fn client(connection: &Connection) -> Client {
     Client::new(ClientConfig {
         protocol: if connection.insecure {
@@ -119,7 +132,7 @@ pub async fn push(
     let parsed = parse_reference(reference)?;
     let failed = |e: &dyn std::fmt::Display| RegistryError::Registry {
         reference: reference.to_owned(),
-        message: format!("cannot push: {e}"),
+        message: format!("cannot push: {}", explain(e, parsed.resolve_registry())),
     };
     let mut layers: Vec<ImageLayer> = package
         .layers
@@ -196,7 +209,12 @@ pub async fn pull(
     let (raw, _) = client
         .pull_manifest_raw(&parsed, &auth, &accepted)
         .await
-        .map_err(|e| registry(format!("cannot fetch the manifest: {e}")))?;
+        .map_err(|e| {
+            registry(format!(
+                "cannot fetch the manifest: {}",
+                explain(&e, parsed.resolve_registry())
+            ))
+        })?;
     let digest = sha256_digest(&raw);
     if let Some(wanted) = parsed.digest()
         && wanted != digest
@@ -308,4 +326,52 @@ async fn fetch(
         .write(&descriptor.digest, &bytes)
         .map_err(FetchError::Store)?;
     Ok(bytes)
+}
+
+/// Checks `user`/`password` against `server` before they are saved: one
+/// `GET /v2/` with Basic auth, or (for a registry that hands out tokens) a
+/// token request. The password is never part of an error.
+pub async fn check_login(
+    server: &str,
+    user: &str,
+    password: &str,
+    connection: &Connection,
+) -> Result<(), RegistryError> {
+    let scheme = if connection.insecure { "http" } else { "https" };
+    let failed = |message: String| RegistryError::Registry {
+        reference: server.to_owned(),
+        message,
+    };
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{scheme}://{server}/v2/"))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .map_err(|e| failed(format!("cannot reach the registry: {}", e.without_url())))?;
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let bearer = resp
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("bearer"));
+    if bearer {
+        let reference = parse_reference(&format!("{server}/trib/login-check:latest"))?;
+        let auth = RegistryAuth::Basic(user.to_owned(), password.to_owned());
+        return client(connection)
+            .auth(&reference, &auth, oci_client::RegistryOperation::Pull)
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                failed(format!(
+                    "the registry did not accept the credentials of {user:?}"
+                ))
+            });
+    }
+    Err(failed(format!(
+        "the registry did not accept the credentials of {user:?} ({})",
+        resp.status()
+    )))
 }
