@@ -683,3 +683,50 @@ fn credentials_come_from_trib_login_or_dockers_file_and_never_show() {
     let (ok, text) = run(&pull, None);
     assert!(ok, "pull with Docker's credentials: {text}");
 }
+
+#[test]
+fn files_travel_as_archive_layers_when_asked_as_spin_does() {
+    let registry = Registry::start();
+    let app = AppDir::new(
+        "spin_manifest_version = 2\n[application]\nname = \"files\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = \"{p3}\"\nfiles = [{ source = \"assets\", destination = \"/static\" }]\n",
+    );
+    let big = "archived, not a layer of its own. ".repeat(10);
+    std::fs::create_dir_all(app.path().join("assets/nested")).expect("assets");
+    std::fs::write(app.path().join("assets/big.txt"), &big).expect("big");
+    std::fs::write(app.path().join("assets/nested/small.txt"), "tiny").expect("small");
+    let reference = format!("{}/files/hello:v1", registry.host);
+    let out = trib()
+        .args(["registry", "push", "--insecure", "-f"])
+        .arg(app.manifest())
+        .arg(&reference)
+        .env("SPIN_OCI_ARCHIVE_LAYERS", "1")
+        .output()
+        .expect("push");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = registry.manifest("files/hello", "v1");
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["mediaType"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"application/vnd.wasm.content.bundle.v1.tar+gzip"),
+        "{types:?}"
+    );
+    assert!(
+        !types.contains(&"application/vnd.wasm.content.layer.v1+data"),
+        "{types:?}"
+    );
+    let cache = tempfile::tempdir().expect("cache");
+    let work = tempfile::tempdir().expect("work");
+    let trib = up_from(&reference, cache.path(), work.path());
+    trib.assert_gets(&[
+        ("/file?path=/static/big.txt", 200, big.as_str()),
+        ("/file?path=/static/nested/small.txt", 200, "tiny"),
+    ]);
+}

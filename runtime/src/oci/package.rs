@@ -12,7 +12,7 @@ use crate::oci::locked::{
     ContentPath, ContentRef, LockedApp, LockedComponent, LockedSource, LockedTrigger,
     LockedVariable, sha256_digest,
 };
-use crate::oci::{DATA_MEDIA_TYPE, WASM_MEDIA_TYPE};
+use crate::oci::{ARCHIVE_MEDIA_TYPE, DATA_MEDIA_TYPE, WASM_MEDIA_TYPE};
 
 /// Files this small travel inside the lock, not as layers (Spin's limit;
 /// some registries reject tiny blobs).
@@ -136,12 +136,11 @@ pub fn assemble(app: &App, cache_dir: Option<&Path>) -> Result<Package, PackageE
             host_requirements: BTreeMap::new(),
         });
     }
-    if layers.blobs.len() > MAX_LAYERS - 1 {
-        return Err(err(format!(
-            "the package would need {} layers, more than the {} registries accept; trib does not write archive layers yet: serve large file sets from elsewhere",
-            layers.blobs.len() + 1,
-            MAX_LAYERS
-        )));
+    // Past the layer limit (or when asked, as Spin's variable asks), each
+    // component's files travel as one tar.gz; the lock still names each
+    // file by digest.
+    if layers.blobs.len() > MAX_LAYERS - 1 || std::env::var_os(ARCHIVE_LAYERS_ENV).is_some() {
+        layers.archive(&components, app).map_err(err)?;
     }
     let lock = LockedApp {
         spin_lock_version: 0,
@@ -175,18 +174,76 @@ pub fn assemble(app: &App, cache_dir: Option<&Path>) -> Result<Package, PackageE
     })
 }
 
-/// Blobs by digest, in first-seen order.
+/// Set (to anything) to push files as archive layers whatever their
+/// number: Spin's switch, honoured the same way.
+pub const ARCHIVE_LAYERS_ENV: &str = "SPIN_OCI_ARCHIVE_LAYERS";
+
+/// Blobs by digest, in first-seen order, and every file's bytes by digest
+/// (for archives).
 #[derive(Default)]
 struct Layers {
     blobs: Vec<Blob>,
     seen: std::collections::HashSet<String>,
+    files: std::collections::HashMap<String, Vec<u8>>,
 }
 
 impl Layers {
+    /// Replaces the data layers with one archive layer per component
+    /// holding its files (by their lock paths).
+    fn archive(&mut self, components: &[LockedComponent], app: &App) -> Result<(), String> {
+        self.blobs.retain(|b| b.media_type != DATA_MEDIA_TYPE);
+        for component in components.iter().filter(|c| !c.files.is_empty()) {
+            let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            ));
+            for file in &component.files {
+                let Some(bytes) = file.content.digest.as_ref().and_then(|d| self.files.get(d))
+                else {
+                    continue;
+                };
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                tar.append_data(&mut header, &file.path, bytes.as_slice())
+                    .map_err(|e| {
+                        format!(
+                            "component {:?}: cannot archive {}: {e}",
+                            component.id, file.path
+                        )
+                    })?;
+            }
+            let data = tar.into_inner().and_then(|gz| gz.finish()).map_err(|e| {
+                format!(
+                    "component {:?}: cannot archive its files: {e}",
+                    component.id
+                )
+            })?;
+            self.blobs.push(Blob {
+                media_type: ARCHIVE_MEDIA_TYPE.to_owned(),
+                data,
+            });
+        }
+        if self.blobs.len() > MAX_LAYERS - 1 {
+            return Err(format!(
+                "{}: the package needs {} layers even with archives, more than the {MAX_LAYERS} registries accept",
+                app.name,
+                self.blobs.len() + 1
+            ));
+        }
+        Ok(())
+    }
+
     /// The content reference for `data`, adding it as a layer unless it is
     /// small enough to inline (when `inlinable`).
     fn add(&mut self, media_type: &str, data: Vec<u8>, inlinable: bool) -> ContentRef {
         let digest = sha256_digest(&data);
+        if inlinable {
+            self.files
+                .entry(digest.clone())
+                .or_insert_with(|| data.clone());
+        }
         if inlinable && data.len() <= INLINE_MAX {
             return ContentRef {
                 source: None,

@@ -247,10 +247,10 @@ pub async fn pull(
                 );
             }
             ARCHIVE_MEDIA_TYPE => {
-                return Err(RegistryError::NotSpin {
-                    reference: at(),
-                    message: "it uses archive layers (application/vnd.wasm.content.bundle.v1.tar+gzip), which trib cannot unpack yet".into(),
-                });
+                let archive = fetch(&client, &parsed, layer, store)
+                    .await
+                    .map_err(|e| e.at(at()))?;
+                store.unpack_archive(&archive).map_err(store_err)?;
             }
             // Wasm (Spin's type, or `application/wasm` as wkg pushes it)
             // and data layers alike land in the cache by digest.

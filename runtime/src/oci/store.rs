@@ -6,6 +6,7 @@
 //! digest does not match. Digests and file paths come from a registry, so
 //! both are checked before they name anything on disk.
 
+use std::io::Read as _;
 use std::path::{Component as PathPart, Path, PathBuf};
 
 use crate::oci::locked::{ContentRef, LockedApp, sha256_digest};
@@ -49,6 +50,10 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+/// Bytes one archive layer may unpack to (a compressed layer can claim
+/// far more than it weighs).
+pub const MAX_UNPACKED: usize = 1 << 30;
 
 /// The registry cache: `blobs/sha256/HEX` and `apps/HEX/` (by manifest
 /// digest).
@@ -125,6 +130,36 @@ impl Store {
         })?;
         verify(digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// Stores every regular file of a tar.gz archive layer as a blob under
+    /// its own digest (the lock names files by digest; paths inside the
+    /// archive are never used, so none can escape).
+    pub fn unpack_archive(&self, archive: &[u8]) -> Result<usize, StoreError> {
+        let bad = |e: std::io::Error| {
+            StoreError::Unsupported(format!("an archive layer cannot be read: {e}"))
+        };
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+        let (mut stored, mut total) = (0, 0usize);
+        for entry in tar.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut (&mut entry).take(MAX_UNPACKED as u64 + 1), &mut bytes)
+                .map_err(bad)?;
+            total += bytes.len();
+            if total > MAX_UNPACKED {
+                return Err(StoreError::Unsupported(format!(
+                    "an archive layer unpacks to more than {} MiB",
+                    MAX_UNPACKED >> 20
+                )));
+            }
+            self.write(&sha256_digest(&bytes), &bytes)?;
+            stored += 1;
+        }
+        Ok(stored)
     }
 
     /// Unpacks `lock` (whose blobs are in the cache) into an app directory
