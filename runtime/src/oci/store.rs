@@ -364,13 +364,16 @@ fn plain_relative(path: &str) -> Option<PathBuf> {
         return None;
     }
     let mut out = PathBuf::new();
-    for part in Path::new(trimmed).components() {
-        match part {
-            PathPart::Normal(name) => out.push(name),
-            _ => return None,
+    for part in trimmed.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return None;
         }
+        out.push(part);
     }
-    (!out.as_os_str().is_empty() && !trimmed.split('/').any(str::is_empty)).then_some(out)
+    // Nothing above may have made it anything but a chain of names.
+    out.components()
+        .all(|c| matches!(c, PathPart::Normal(_)))
+        .then_some(out)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
