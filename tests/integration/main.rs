@@ -21,6 +21,7 @@ mod postgres;
 mod postgres_old;
 mod redis_api;
 mod redis_trigger;
+mod replicas;
 mod runtime_config;
 mod scaling;
 mod sdk_generations;
