@@ -23,6 +23,8 @@ const REDIS: &str = "127.0.0.1:6379";
 const EVENTS: usize = 10_000;
 /// Events per `POST /v1/batch`.
 const PER_BATCH: usize = 100;
+/// Concurrent first requests per replica on the fresh database.
+const FIRST_REQUESTS: usize = 4;
 /// The last batches, sent to both replicas at once (the rest go to one).
 const RACED_BATCHES: usize = 10;
 /// How long sending every batch may take, both replicas together.
@@ -104,22 +106,33 @@ fn batch_body(batch: usize) -> Value {
 /// Posts batch `batch` to `trib`; the `200` answer's `stored` and
 /// `duplicates`.
 fn send(client: &reqwest::blocking::Client, trib: &Trib, batch: usize) -> (u64, u64) {
+    post_batch(client, trib, &format!("batch {batch}"), &batch_body(batch))
+}
+
+/// Posts `body` (`what` names it in failures) to `trib`'s `/v1/batch`;
+/// the `200` answer's `stored` and `duplicates`.
+fn post_batch(
+    client: &reqwest::blocking::Client,
+    trib: &Trib,
+    what: &str,
+    body: &Value,
+) -> (u64, u64) {
     let resp = client
         .post(trib.url("/v1/batch"))
         .basic_auth(WRITE_KEY, Some(""))
-        .json(&batch_body(batch))
+        .json(body)
         .send()
-        .unwrap_or_else(|e| panic!("batch {batch} to {}: {e}", trib.base));
+        .unwrap_or_else(|e| panic!("{what} to {}: {e}", trib.base));
     let status = resp.status().as_u16();
     let body: Value = resp.json().expect("a JSON answer");
     assert_eq!(
         status,
         200,
-        "batch {batch} to {}: {body}\n{}",
+        "{what} to {}: {body}\n{}",
         trib.base,
         trib.log()
     );
-    assert_eq!(body["rejected"], json!([]), "batch {batch}: {body}");
+    assert_eq!(body["rejected"], json!([]), "{what}: {body}");
     (
         body["stored"].as_u64().expect("stored"),
         body["duplicates"].as_u64().expect("duplicates"),
@@ -279,12 +292,29 @@ fn two_replicas_share_redis_and_postgresql_and_count_every_event_once() {
         replica(&app, &database.url()),
     ];
     assert_ne!(replicas[0].base, replicas[1].base);
+    let client = crate::support::client();
+
+    // The fresh database's first requests: FIRST_REQUESTS empty batches
+    // per replica, all released at once, each opening the store (and so
+    // applying its migrations) at the same moment.
+    let barrier = std::sync::Barrier::new(replicas.len() * FIRST_REQUESTS);
+    std::thread::scope(|s| {
+        for trib in &replicas {
+            for _ in 0..FIRST_REQUESTS {
+                let (barrier, client) = (&barrier, &client);
+                s.spawn(move || {
+                    barrier.wait();
+                    let empty = json!({ "batch": [] });
+                    assert_eq!(post_batch(client, trib, "a first request", &empty), (0, 0));
+                });
+            }
+        }
+    });
 
     // In rounds, both replicas at once (two threads released together):
-    // first batches 2k and 2k+1, one to each (the first round also runs
-    // the fresh database's migrations through both at the same time), then
-    // each of the last RACED_BATCHES batches to both, whose new message
-    // ids must be stored once.
+    // first batches 2k and 2k+1, one to each, then each of the last
+    // RACED_BATCHES batches to both, whose new message ids must be stored
+    // once.
     let batches = EVENTS / PER_BATCH;
     let raced = batches - RACED_BATCHES;
     let rounds: Vec<[usize; 2]> = (0..raced)
@@ -292,7 +322,6 @@ fn two_replicas_share_redis_and_postgresql_and_count_every_event_once() {
         .map(|b| [b, b + 1])
         .chain((raced..batches).map(|b| [b, b]))
         .collect();
-    let client = crate::support::client();
     let sending = Instant::now();
     let mut per_replica = [(0, 0); 2];
     for round in rounds {
