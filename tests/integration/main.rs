@@ -23,6 +23,7 @@ mod postgres_old;
 mod redis_api;
 mod redis_trigger;
 mod registry;
+mod replicas;
 mod runtime_config;
 mod scaling;
 mod sdk_generations;

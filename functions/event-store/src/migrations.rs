@@ -59,19 +59,6 @@ pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",
-        vec![],
-    )
-    .await
-    .or_else(|e| {
-        // Two first requests on PostgreSQL may race to create the table.
-        if format!("{e:?}").contains("23505") {
-            Ok(0)
-        } else {
-            Err(e)
-        }
-    })?;
     db.begin().await?;
     let result = async {
         if let Db::Postgres(_) = db {
@@ -81,6 +68,15 @@ pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
             )
             .await?;
         }
+        // Created under the lock: outside it, the first requests of two
+        // replicas on one PostgreSQL database race, and `IF NOT EXISTS`
+        // does not stop the loser's error (23505 or 42710, "type
+        // schema_migrations already exists").
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)",
+            vec![],
+        )
+        .await?;
         let from = current_version(db).await?;
         let sqlite = matches!(db, Db::Sqlite(_));
         for (index, version_sql) in VERSIONS.iter().enumerate() {
