@@ -188,9 +188,9 @@ fn sha256(data: &[u8]) -> String {
     format!("sha256:{hex}")
 }
 
-/// `trib up --from REF` with an empty registry cache, in an empty
-/// working directory (where its state goes).
-fn up_from(reference: &str, cache: &Path, work: &Path) -> Trib {
+/// `trib up --from REF --insecure`, with the registry cache `cache`, in
+/// the working directory `work` (where its state goes).
+fn up_command(reference: &str, cache: &Path, work: &Path) -> Command {
     let mut cmd = trib();
     cmd.args([
         "up",
@@ -205,23 +205,17 @@ fn up_from(reference: &str, cache: &Path, work: &Path) -> Trib {
     .arg("--cache-dir")
     .arg(shared_cache())
     .current_dir(work);
-    Trib::launch(cmd)
+    cmd
 }
 
-/// `trib up --from REF` that must fail; its stderr.
+/// [`up_command`], serving.
+fn up_from(reference: &str, cache: &Path, work: &Path) -> Trib {
+    Trib::launch(up_command(reference, cache, work))
+}
+
+/// [`up_command`], which must fail; its stderr.
 fn up_from_fails(reference: &str, cache: &Path, work: &Path) -> String {
-    let out = trib()
-        .args([
-            "up",
-            "--from",
-            reference,
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--registry-cache-dir")
-        .arg(cache)
-        .current_dir(work)
+    let out = up_command(reference, cache, work)
         .output()
         .expect("trib up");
     assert!(!out.status.success(), "trib up must refuse it");

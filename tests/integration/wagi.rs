@@ -238,21 +238,19 @@ const PREVIEW1_COMMAND: &str = r#"
     (drop (call $fd_write (i32.const 1) (i32.const 1024) (i32.const 1) (i32.const 1040)))))
 "#;
 
+/// An app whose one component `cgi`, from `source`, serves every path
+/// through the Wagi executor.
+fn one_wagi_component(source: &str) -> AppDir {
+    AppDir::new(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"one-wagi\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"cgi\"\nexecutor = {{ type = \"wagi\" }}\n\
+         [component.cgi]\nsource = \"{source}\"\n"
+    ))
+}
+
 #[test]
 fn a_wasip1_command_module_gets_the_command_adapter() {
-    let app = AppDir::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "preview1"
-[[trigger.http]]
-route = "/..."
-component = "old"
-executor = { type = "wagi" }
-[component.old]
-source = "old.wasm"
-"#,
-    );
+    let app = one_wagi_component("old.wasm");
     let module = wat::parse_str(PREVIEW1_COMMAND).expect("wat");
     std::fs::write(app.path().join("old.wasm"), module).expect("write module");
     let trib = Trib::start(&app);
@@ -262,19 +260,7 @@ source = "old.wasm"
 
 #[test]
 fn a_wagi_component_that_is_not_a_command_fails_startup() {
-    let app = AppDir::new(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "not-a-command"
-[[trigger.http]]
-route = "/..."
-component = "handler"
-executor = { type = "wagi" }
-[component.handler]
-source = "{p2}"
-"#,
-    );
+    let app = one_wagi_component("{p2}");
     let out = trib()
         .arg("up")
         .arg("-f")
@@ -286,7 +272,7 @@ source = "{p2}"
     assert!(!out.status.success(), "trib up must refuse it");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("component \"handler\": has executor = { type = \"wagi\" } but does not export wasi:cli/run@0.2"),
+        stderr.contains("component \"cgi\": has executor = { type = \"wagi\" } but does not export wasi:cli/run@0.2"),
         "the error names the component and says why: {stderr}"
     );
 }

@@ -155,11 +155,7 @@ pub fn link(
         component: id.to_owned(),
         message,
     };
-    let pre = linker.instantiate_pre(compiled).map_err(|e| {
-        err(format!(
-            "imports something this host does not provide: {e:#}"
-        ))
-    })?;
+    let pre = instance_pre(linker, compiled, id)?;
     if let Ok(p3) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
         return Ok((ProxyPre::P3(p3), HttpAbi::P3));
     }
@@ -178,18 +174,31 @@ pub fn link_command(
     compiled: &WasmComponent,
     id: &str,
 ) -> Result<CommandPre<HostState>, LoadError> {
-    let err = |message: String| LoadError::Component {
-        component: id.to_owned(),
-        message,
-    };
-    let pre = linker.instantiate_pre(compiled).map_err(|e| {
-        err(format!(
-            "imports something this host does not provide: {e:#}"
-        ))
-    })?;
+    let pre = instance_pre(linker, compiled, id)?;
     CommandPre::new(pre).map_err(|e| {
-        err(format!(
+        component_error(id, format!(
             "has executor = {{ type = \"wagi\" }} but does not export wasi:cli/run@0.2 (build it as a program with a main function): {e:#}"
         ))
+    })
+}
+
+fn component_error(id: &str, message: String) -> LoadError {
+    LoadError::Component {
+        component: id.to_owned(),
+        message,
+    }
+}
+
+/// `compiled` linked against the host, or the import it lacks.
+fn instance_pre(
+    linker: &Linker<HostState>,
+    compiled: &WasmComponent,
+    id: &str,
+) -> Result<wasmtime::component::InstancePre<HostState>, LoadError> {
+    linker.instantiate_pre(compiled).map_err(|e| {
+        component_error(
+            id,
+            format!("imports something this host does not provide: {e:#}"),
+        )
     })
 }
