@@ -308,8 +308,22 @@ async fn fetch(
     if let Ok(bytes) = store.read(&descriptor.digest) {
         return Ok(bytes);
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(descriptor.size).unwrap_or(0).min(64 << 20));
-    if let Err(e) = client.pull_blob(reference, descriptor, &mut bytes).await {
+    let declared = usize::try_from(descriptor.size).unwrap_or(usize::MAX);
+    if declared > MAX_BLOB {
+        return Err(FetchError::Registry(format!(
+            "blob {} declares {} bytes, more than the {} MiB trib accepts",
+            descriptor.digest,
+            descriptor.size,
+            MAX_BLOB >> 20
+        )));
+    }
+    let mut bytes = Capped {
+        bytes: Vec::with_capacity(declared.min(64 << 20)),
+        limit: declared,
+    };
+    let pulled = client.pull_blob(reference, descriptor, &mut bytes).await;
+    let bytes = bytes.bytes;
+    if let Err(e) = pulled {
         // The client checks digests as it streams; say it our way.
         if let oci_client::errors::OciDistributionError::DigestError(_) = &e {
             return Err(FetchError::Store(StoreError::Mismatch {
@@ -374,4 +388,67 @@ pub async fn check_login(
         "the registry did not accept the credentials of {user:?} ({})",
         resp.status()
     )))
+}
+
+/// Bytes one blob may have (a registry could otherwise make a pull fill
+/// memory).
+pub const MAX_BLOB: usize = 1 << 30;
+
+/// A buffer that takes no more than the size its descriptor declared.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl tokio::io::AsyncWrite for Capped {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "the registry sent more bytes than the descriptor declares",
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_blob_longer_than_declared_is_cut_off() {
+        use tokio::io::AsyncWriteExt as _;
+        let mut buf = Capped {
+            bytes: Vec::new(),
+            limit: 4,
+        };
+        buf.write_all(b"abcd")
+            .await
+            .expect("within the declared size");
+        let err = buf.write_all(b"e").await.expect_err("past it");
+        assert!(
+            err.to_string()
+                .contains("more bytes than the descriptor declares")
+        );
+        assert_eq!(buf.bytes, b"abcd");
+    }
 }

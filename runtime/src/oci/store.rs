@@ -286,11 +286,27 @@ impl Store {
         let text = toml::to_string(&manifest)
             .map_err(|e| StoreError::Unsupported(format!("cannot write its manifest: {e}")))?;
         write_atomic(&staging.join("spin.toml"), text.as_bytes())?;
-        // Replace any earlier unpacking of the same manifest in one step.
+        // The directory is named by the manifest's digest, so one already
+        // there holds the same app; another `trib up` may be running from
+        // it, so it is kept rather than replaced.
+        if dir.join("spin.toml").is_file() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+            return Ok(dir.join("spin.toml"));
+        }
         if dir.exists() {
+            // A half-written directory from an interrupted unpacking.
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
-        std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+        if let Err(e) = std::fs::rename(&staging, &dir) {
+            // Another process unpacked the same app first.
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+            if !dir.join("spin.toml").is_file() {
+                return Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                });
+            }
+        }
         Ok(dir.join("spin.toml"))
     }
 
