@@ -1,13 +1,18 @@
 //! `bench`: measures `trib` beside its peers in one run on one machine and
 //! prints absolute figures with ratios.
 //!
-//! Peers: `wasmtime serve` 48.0.8 (fresh instance per request, and its
-//! default reuse) and a native hyper server. Scenarios: HTTP throughput and
+//! Peers: `wasmtime serve` (each `--wasmtime` given, the newest first:
+//! fresh instance per request, and its default reuse) and a native hyper
+//! server. Scenarios: HTTP throughput and
 //! latency under `wrk`, cold start, density of a 1,000-component app, and
 //! the per-request instantiation cost from `trib`'s own metrics. The data
 //! app (`spin.toml`): ingest throughput and query latency, each beside the
 //! same SQLite work done natively. Results go to `bench/results/` as JSON
 //! and Markdown.
+//!
+//! `--smoke` runs every scenario for about a second (tiny counts and
+//! durations), prints the tables, asserts no figure and writes no results
+//! file: it only proves that every scenario still runs.
 
 mod client;
 mod data;
@@ -29,27 +34,37 @@ struct Cli {
     /// What to run.
     #[arg(value_enum, default_value = "all")]
     what: What,
-    /// Seconds per load run (and per ingest run, trib and native).
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
+    /// Every scenario for about a second with tiny counts (the defaults
+    /// below become the smoke ones); prints the tables, writes no results
+    /// file. Fails only if a scenario cannot run.
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds per load run (and per ingest run, trib and native)
+    /// [default: 5; smoke: 1].
+    #[arg(long)]
+    seconds: Option<u64>,
     /// Concurrent HTTP clients posting ingest batches.
     #[arg(long, default_value_t = 4)]
     ingest_clients: usize,
-    /// Upper bound on events per ingest run (trib and native each).
-    #[arg(long, default_value_t = 5_000_000)]
-    ingest_max_events: u64,
-    /// Events seeded for the query benchmark.
-    #[arg(long, default_value_t = 1_000_000)]
-    query_events: u64,
-    /// Timed requests per query window (after 2 warm-ups).
-    #[arg(long, default_value_t = 50)]
-    query_requests: usize,
-    /// Components in the density app.
-    #[arg(long, default_value_t = 1000)]
-    components: usize,
-    /// Where `wasmtime` is (default: installed under target/bench-tools).
+    /// Upper bound on events per ingest run (trib and native each)
+    /// [default: 5000000; smoke: 20000].
     #[arg(long)]
-    wasmtime: Option<PathBuf>,
+    ingest_max_events: Option<u64>,
+    /// Events seeded for the query benchmark [default: 1000000; smoke: 20000].
+    #[arg(long)]
+    query_events: Option<u64>,
+    /// Timed requests per query window, after 2 warm-ups [default: 50;
+    /// smoke: 5].
+    #[arg(long)]
+    query_requests: Option<usize>,
+    /// Components in the density app [default: 1000; smoke: 10].
+    #[arg(long)]
+    components: Option<usize>,
+    /// A `wasmtime` CLI to run as a `wasmtime serve` peer; repeat for
+    /// several versions, the newest first (its rows are the main peer's).
+    /// scripts/bench passes the ones it installs.
+    #[arg(long)]
+    wasmtime: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,31 +92,53 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench/ has a parent")?
         .to_owned();
-    let tools = prepare(&root, cli.wasmtime.clone(), cli.what)?;
+    let smoke = cli.smoke;
+    // A default, or its smoke-run counterpart.
+    let pick = |given: Option<u64>, full: u64, small: u64| {
+        given.unwrap_or(if smoke { small } else { full })
+    };
+    let settings = scenarios::Settings {
+        duration: Duration::from_secs(pick(cli.seconds, 5, 1)),
+        concurrency: if smoke {
+            &scenarios::SMOKE_CONCURRENCY
+        } else {
+            &scenarios::CONCURRENCY
+        },
+        warm_up: !smoke,
+        cold_runs: if smoke { 1 } else { 5 },
+        idle: Duration::from_secs(if smoke { 1 } else { 3 }),
+    };
+    let tools = prepare(&root, &cli.wasmtime, cli.what)?;
     let mut results = report::Results::new();
-    let duration = Duration::from_secs(cli.seconds);
     if matches!(cli.what, What::All | What::Throughput) {
-        results.throughput = scenarios::throughput(&tools, duration)?;
+        results.throughput = scenarios::throughput(&tools, &settings)?;
     }
     if matches!(cli.what, What::All | What::ColdStart) {
-        results.cold_start = Some(scenarios::cold_start(&tools)?);
+        results.cold_start = Some(scenarios::cold_start(&tools, &settings)?);
     }
     if matches!(cli.what, What::All | What::Density) {
-        results.density = Some(scenarios::density(&tools, cli.components)?);
+        let components = usize::try_from(pick(cli.components.map(|n| n as u64), 1000, 10))?;
+        results.density = Some(scenarios::density(&tools, components, &settings)?);
     }
     if matches!(cli.what, What::All | What::Ingest) {
         let options = data::IngestOptions {
             clients: cli.ingest_clients,
             batch: INGEST_BATCH,
-            duration,
-            max_events: cli.ingest_max_events,
+            duration: settings.duration,
+            max_events: pick(cli.ingest_max_events, 5_000_000, 20_000),
         };
         results.ingest = Some(data::ingest(&tools, options).context("ingest benchmark")?);
     }
     if matches!(cli.what, What::All | What::Query) {
-        results.query = Some(
-            data::query(&tools, cli.query_events, cli.query_requests).context("query benchmark")?,
-        );
+        let events = pick(cli.query_events, 1_000_000, 20_000);
+        let requests = usize::try_from(pick(cli.query_requests.map(|n| n as u64), 50, 5))?;
+        results.query = Some(data::query(&tools, events, requests).context("query benchmark")?);
+    }
+    if smoke {
+        // Smoke figures are not measurements: print them, keep the file.
+        println!("\n{}", report::markdown(&results));
+        eprintln!("smoke run: every scenario ran (no figures checked, no results written)");
+        return Ok(());
     }
     let dir = root.join("bench/results");
     // Scenarios not run this time keep their figures from the last run.
@@ -123,22 +160,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds what the runner needs for `what` (release `trib`; the hello
-/// guests, with `wasmtime` and `wrk` found, for the peer scenarios; the data
-/// app's functions for ingest and query).
-fn prepare(root: &Path, wasmtime: Option<PathBuf>, what: What) -> anyhow::Result<peers::Tools> {
+/// Builds what the runner needs for `what`: release `trib` and the native
+/// peer; the WASI-only hello guests (`bench-p3`, `bench-p2`), with every
+/// `wasmtime` and `wrk` found, for the peer scenarios; every component the
+/// data app's `spin.toml` names for ingest and query.
+fn prepare(root: &Path, wasmtime: &[PathBuf], what: What) -> anyhow::Result<peers::Tools> {
     let peer_scenarios = !matches!(what, What::Ingest | What::Query);
+    let throughput = matches!(what, What::All | What::Throughput);
     let data_scenarios = matches!(what, What::All | What::Ingest | What::Query);
-    let wasmtime = wasmtime.unwrap_or_else(|| root.join("target/bench-tools/bin/wasmtime"));
-    if peer_scenarios && !wasmtime.exists() {
-        bail!(
-            "{} is missing: run scripts/bench (it installs wasmtime-cli 48.0.8) or pass --wasmtime",
-            wasmtime.display()
-        );
+    let mut peers_found = Vec::new();
+    if throughput {
+        if wasmtime.is_empty() {
+            bail!(
+                "no `wasmtime` peer: run scripts/bench (it installs them) or pass --wasmtime PATH"
+            );
+        }
+        for path in wasmtime {
+            peers_found.push(peers::Wasmtime::new(path)?);
+        }
     }
     if peer_scenarios && Command::new("wrk").arg("--version").output().is_err() {
         bail!("wrk is missing: run scripts/bench (it installs wrk)");
     }
+    // One build for both, so cargo resolves their features once (what
+    // scripts/bench builds before it starts the runner).
     run(Command::new("cargo")
         .args([
             "build",
@@ -148,33 +193,59 @@ fn prepare(root: &Path, wasmtime: Option<PathBuf>, what: What) -> anyhow::Result
             "tributary-runtime",
             "--bin",
             "trib",
+            "-p",
+            "bench",
+            "--bin",
+            "native-hello",
         ])
         .current_dir(root))?;
     let guests = root.join("tests/guests");
     if peer_scenarios {
-        build_components(&guests, &["hello-p3", "hello-p2"])?;
+        build_components(&guests, &["bench-p3", "bench-p2"])?;
     }
     if data_scenarios {
-        // The components `spin.toml` routes /v1/... and /api/... to.
-        build_components(&root.join("functions"), &["ingest", "query"])?;
+        // Every component `spin.toml` names: the routes' and the ingest
+        // chain's transforms.
+        build_components(
+            &root.join("functions"),
+            &[
+                "home",
+                "ingest",
+                "query",
+                "transform-redact",
+                "transform-enrich",
+                "transform-filter",
+                "transform-validate",
+            ],
+        )?;
     }
     let out = guests.join("target/wasm32-wasip2/release");
-    let exe_dir = std::env::current_exe()?
-        .parent()
-        .context("exe dir")?
-        .to_owned();
-    Ok(peers::Tools {
+    let release = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir))
+        .join("release");
+    let tools = peers::Tools {
         root: root.to_owned(),
-        trib: root.join("target/release/trib"),
-        native: exe_dir.join("native-hello"),
-        wasmtime,
+        trib: release.join("trib"),
+        native: release.join("native-hello"),
+        wasmtime: peers_found,
         hello_p3: out.join("bench_p3.wasm"),
         hello_p2: out.join("bench_p2.wasm"),
-    })
+    };
+    let mut needed = vec![&tools.trib];
+    if peer_scenarios {
+        needed.extend([&tools.native, &tools.hello_p3, &tools.hello_p2]);
+    }
+    for path in needed {
+        if !path.exists() {
+            bail!("the build did not make {}", path.display());
+        }
+    }
+    Ok(tools)
 }
 
 /// Release builds of the components `packages` of the cargo workspace at
-/// `dir`, for `wasm32-wasip2`.
+/// `dir`, for `wasm32-wasip2`, into its own `target/` (where the manifests
+/// look for them, whatever `CARGO_TARGET_DIR` says).
 fn build_components(dir: &Path, packages: &[&str]) -> anyhow::Result<()> {
     let mut cargo = Command::new("cargo");
     cargo
@@ -185,6 +256,7 @@ fn build_components(dir: &Path, packages: &[&str]) -> anyhow::Result<()> {
             "--target",
             "wasm32-wasip2",
         ])
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(dir);
     for package in packages {
         cargo.args(["-p", package]);

@@ -16,13 +16,46 @@ pub struct Tools {
     pub trib: PathBuf,
     /// `target/release/native-hello`.
     pub native: PathBuf,
-    /// `wasmtime` 48.0.8 (`cargo install wasmtime-cli`).
-    pub wasmtime: PathBuf,
+    /// The `wasmtime serve` peers, the newest first (scripts/bench installs
+    /// the newest release and the one `trib` links).
+    pub wasmtime: Vec<Wasmtime>,
     /// The spin-sdk 7 (WASIp3) hello component (WASI imports only, so
     /// every peer runs it).
     pub hello_p3: PathBuf,
     /// The spin-sdk 5 (WASIp2) hello component (WASI imports only).
     pub hello_p2: PathBuf,
+}
+
+/// One `wasmtime` CLI.
+pub struct Wasmtime {
+    /// The executable.
+    pub path: PathBuf,
+    /// `wasmtime serve` and its version, e.g. `wasmtime serve 49.0.3`: the
+    /// peer's name in the tables.
+    pub label: String,
+}
+
+impl Wasmtime {
+    /// Checks that `path` runs and reads its version.
+    pub fn new(path: &Path) -> anyhow::Result<Self> {
+        let out = Command::new(path)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run {} --version", path.display()))?;
+        if !out.status.success() {
+            bail!("{} --version failed with {}", path.display(), out.status);
+        }
+        // `wasmtime 49.0.3 (f96eabaa1 2026-10-14)`
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text
+            .split_whitespace()
+            .nth(1)
+            .with_context(|| format!("{} --version printed {text:?}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            label: format!("wasmtime serve {version}"),
+        })
+    }
 }
 
 /// A server process; killed on drop.
@@ -221,9 +254,9 @@ pub fn start_trib(tools: &Tools, app: &TempApp, cache: &Path) -> anyhow::Result<
 }
 
 /// `wasmtime serve` for `wasm`, fresh instance per request when `fresh`.
-pub fn start_wasmtime(tools: &Tools, wasm: &Path, fresh: bool) -> anyhow::Result<Server> {
+pub fn start_wasmtime(wasmtime: &Wasmtime, wasm: &Path, fresh: bool) -> anyhow::Result<Server> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut c = Command::new(&tools.wasmtime);
+    let mut c = Command::new(&wasmtime.path);
     c.arg("serve").arg("--addr").arg(addr.to_string()).args([
         "-Scli",
         "-Sp3",

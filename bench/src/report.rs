@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Ingest, Query};
-use crate::scenarios::{CONCURRENCY, ColdStart, Density, PeerRuns};
+use crate::scenarios::{ColdStart, Density, PeerRuns};
 
 /// Ingest aim: events per second through trib.
 pub const INGEST_TARGET_EVENTS_PER_SEC: f64 = 100_000.0;
@@ -274,29 +274,51 @@ fn throughput_markdown(out: &mut String, results: &Results) {
             })
         }),
     );
-    let pairs = [
-        ("trib p3 fresh", "wasmtime serve p3 fresh"),
-        ("trib p3 fresh", "wasmtime serve p3 reuse"),
-        ("trib p3 reuse", "wasmtime serve p3 reuse"),
-        ("trib p2 fresh", "wasmtime serve p2 fresh"),
-        ("trib p3 fresh", "native hyper"),
-        ("trib p3 reuse", "native hyper"),
-    ];
-    let columns: Vec<String> = CONCURRENCY.iter().map(|c| format!("c={c}")).collect();
+    // Every `wasmtime serve` peer (the newest first, as run), by the name
+    // its p3 fresh row starts with.
+    let wasmtime: Vec<&str> = results
+        .throughput
+        .iter()
+        .filter_map(|p| p.peer.strip_suffix(" p3 fresh"))
+        .filter(|name| name.starts_with("wasmtime serve"))
+        .collect();
+    let mut pairs = Vec::new();
+    for w in wasmtime {
+        pairs.extend([
+            ("trib p3 fresh".to_owned(), format!("{w} p3 fresh")),
+            ("trib p3 fresh".to_owned(), format!("{w} p3 reuse")),
+            ("trib p3 reuse".to_owned(), format!("{w} p3 reuse")),
+            ("trib p2 fresh".to_owned(), format!("{w} p2 fresh")),
+        ]);
+    }
+    for trib in ["trib p3 fresh", "trib p3 reuse"] {
+        pairs.push((trib.to_owned(), "native hyper".to_owned()));
+    }
+    // The concurrency levels run (all three, or the smoke run's one).
+    let mut levels: Vec<u32> = results
+        .throughput
+        .iter()
+        .flat_map(|p| p.runs.iter().map(|r| r.concurrency))
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let columns: Vec<String> = levels.iter().map(|c| format!("c={c}")).collect();
     let mut header = vec!["ratio"];
     header.extend(columns.iter().map(String::as_str));
     heading(out, "Ratios (same run)");
     table(
         out,
         &header,
-        pairs.map(|(a, b)| {
+        pairs.iter().map(|(a, b)| {
             let mut row = vec![format!("{a} / {b}")];
-            row.extend(CONCURRENCY.iter().map(|&c| {
-                match (rps(results, a, c), rps(results, b, c)) {
-                    (Some(x), Some(y)) if y > 0.0 => format!("{:.2}×", x / y),
-                    _ => "–".into(),
-                }
-            }));
+            row.extend(
+                levels
+                    .iter()
+                    .map(|&c| match (rps(results, a, c), rps(results, b, c)) {
+                        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}×", x / y),
+                        _ => "–".into(),
+                    }),
+            );
             row
         }),
     );
@@ -561,5 +583,54 @@ Chain / no transforms: 0.94×. trib (no transforms, the same inserts) / native: 
     #[test]
     fn the_report_has_every_section_with_its_figures() {
         assert_eq!(markdown(&sample()), EXPECTED);
+    }
+
+    /// Two `wasmtime serve` versions, one concurrency level (a smoke run):
+    /// ratios against each, in the order run, in one column.
+    #[test]
+    fn ratios_cover_every_wasmtime_peer_at_the_levels_run() {
+        let peer = |name: &str, rps: f64| {
+            serde_json::json!({"peer": name, "instantiation_us": null, "runs": [
+                {"concurrency": 16, "rps": rps, "p50_us": 1.0, "p99_us": 2.0, "errors": 0}]})
+        };
+        let results: Results = serde_json::from_value(serde_json::json!({
+            "machine": {"cpu": "Test CPU", "cpus": 2, "memory_gib": 3.5, "kernel": "6.1",
+                "unix_time": 1},
+            "throughput": [
+                peer("trib p3 fresh", 300.0),
+                peer("trib p3 reuse", 400.0),
+                peer("trib p2 fresh", 200.0),
+                peer("wasmtime serve 49.0.3 p3 fresh", 100.0),
+                peer("wasmtime serve 49.0.3 p3 reuse", 400.0),
+                peer("wasmtime serve 49.0.3 p2 fresh", 100.0),
+                peer("wasmtime serve 48.0.2 p3 fresh", 150.0),
+                peer("wasmtime serve 48.0.2 p3 reuse", 200.0),
+                peer("wasmtime serve 48.0.2 p2 fresh", 50.0),
+                peer("native hyper", 1000.0)
+            ],
+            "cold_start": null, "density": null, "ingest": null, "query": null
+        }))
+        .expect("smoke results");
+        let text = markdown(&results);
+        let ratios = text
+            .split_once("### Ratios (same run)\n\n")
+            .expect("a ratios table")
+            .1;
+        assert_eq!(
+            ratios,
+            "| ratio | c=16 |
+|---|---:|
+| trib p3 fresh / wasmtime serve 49.0.3 p3 fresh | 3.00× |
+| trib p3 fresh / wasmtime serve 49.0.3 p3 reuse | 0.75× |
+| trib p3 reuse / wasmtime serve 49.0.3 p3 reuse | 1.00× |
+| trib p2 fresh / wasmtime serve 49.0.3 p2 fresh | 2.00× |
+| trib p3 fresh / wasmtime serve 48.0.2 p3 fresh | 2.00× |
+| trib p3 fresh / wasmtime serve 48.0.2 p3 reuse | 1.50× |
+| trib p3 reuse / wasmtime serve 48.0.2 p3 reuse | 2.00× |
+| trib p2 fresh / wasmtime serve 48.0.2 p2 fresh | 4.00× |
+| trib p3 fresh / native hyper | 0.30× |
+| trib p3 reuse / native hyper | 0.40× |
+"
+        );
     }
 }

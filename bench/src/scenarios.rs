@@ -10,6 +10,23 @@ use crate::wrk::{self, Load};
 
 /// Concurrency levels every peer is loaded at.
 pub const CONCURRENCY: [u32; 3] = [1, 16, 64];
+/// The smoke run's one level.
+pub const SMOKE_CONCURRENCY: [u32; 1] = [16];
+
+/// How long and how often the scenarios measure.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Length of each load run.
+    pub duration: Duration,
+    /// Concurrency levels of the load runs.
+    pub concurrency: &'static [u32],
+    /// A 1 s load before each peer's timed runs.
+    pub warm_up: bool,
+    /// Cold starts per case (the median is reported).
+    pub cold_runs: usize,
+    /// The density app's idle timeout, before scale-to-zero.
+    pub idle: Duration,
+}
 
 /// One peer's load runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +45,7 @@ const REUSE_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\nmax_reque
 const FRESH_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\n";
 
 /// Throughput and latency of every peer at every concurrency level.
-pub fn throughput(tools: &Tools, duration: Duration) -> anyhow::Result<Vec<PeerRuns>> {
+pub fn throughput(tools: &Tools, settings: &Settings) -> anyhow::Result<Vec<PeerRuns>> {
     let cache = tempfile::tempdir()?;
     let mut all = Vec::new();
     let trib_runs = [
@@ -39,33 +56,40 @@ pub fn throughput(tools: &Tools, duration: Duration) -> anyhow::Result<Vec<PeerR
     for (name, wasm, config) in trib_runs {
         let app = peers::hello_app(wasm, config)?;
         let server = peers::start_trib(tools, &app, cache.path())?;
-        let mut runs = load_all(name, &server, duration)?;
+        let mut runs = load_all(name, &server, settings)?;
         let admin = server.admin.context("trib has an admin listener")?;
         let (sum, count) =
             peers::histogram_sum_count(admin, "trib_instantiation_duration_seconds", "hello")?;
         runs.instantiation_us = (count > 0.0).then(|| sum / count * 1e6);
         all.push(runs);
     }
-    let wasmtime_runs = [
-        ("wasmtime serve p3 fresh", &tools.hello_p3, true),
-        ("wasmtime serve p3 reuse", &tools.hello_p3, false),
-        ("wasmtime serve p2 fresh", &tools.hello_p2, true),
-    ];
-    for (name, wasm, fresh) in wasmtime_runs {
-        let server = peers::start_wasmtime(tools, wasm, fresh)?;
-        all.push(load_all(name, &server, duration)?);
+    for wasmtime in &tools.wasmtime {
+        let wasmtime_runs = [
+            ("p3 fresh", &tools.hello_p3, true),
+            ("p3 reuse", &tools.hello_p3, false),
+            ("p2 fresh", &tools.hello_p2, true),
+        ];
+        for (mode, wasm, fresh) in wasmtime_runs {
+            let name = format!("{} {mode}", wasmtime.label);
+            let server = peers::start_wasmtime(wasmtime, wasm, fresh)
+                .with_context(|| format!("cannot start {name}"))?;
+            all.push(load_all(&name, &server, settings)?);
+        }
     }
     let native = peers::start_native(tools)?;
-    all.push(load_all("native hyper", &native, duration)?);
+    all.push(load_all("native hyper", &native, settings)?);
     Ok(all)
 }
 
-fn load_all(name: &str, server: &Server, duration: Duration) -> anyhow::Result<PeerRuns> {
-    // Warm up: caches, connection pools, lazily loaded code.
-    wrk::run(server.addr, "/bench", 16, Duration::from_secs(1))?;
+fn load_all(name: &str, server: &Server, settings: &Settings) -> anyhow::Result<PeerRuns> {
+    if settings.warm_up {
+        // Warm up: caches, connection pools, lazily loaded code.
+        wrk::run(server.addr, "/bench", 16, Duration::from_secs(1))?;
+    }
     let mut runs = Vec::new();
-    for c in CONCURRENCY {
-        let load = wrk::run(server.addr, "/bench", c, duration)?;
+    for &c in settings.concurrency {
+        let load = wrk::run(server.addr, "/bench", c, settings.duration)
+            .with_context(|| format!("{name} at c={c}"))?;
         eprintln!(
             "{name:>26} c={c:<3} {:>9.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  errors {}",
             load.rps, load.p50_us, load.p99_us, load.errors
@@ -93,22 +117,20 @@ pub struct ColdStart {
     pub loaded_request_ms: f64,
 }
 
-const COLD_RUNS: usize = 5;
-
 /// Measures cold starts of `trib` serving the p3 hello component.
-pub fn cold_start(tools: &Tools) -> anyhow::Result<ColdStart> {
+pub fn cold_start(tools: &Tools, settings: &Settings) -> anyhow::Result<ColdStart> {
     let app = peers::hello_app(&tools.hello_p3, "")?;
     let cache = tempfile::tempdir()?;
     let mut empty = Vec::new();
     let mut warm = Vec::new();
-    for _ in 0..COLD_RUNS {
+    for _ in 0..settings.cold_runs.max(1) {
         let _ = std::fs::remove_dir_all(cache.path());
         empty.push(start_to_first_200(tools, &app, cache.path())?);
         warm.push(start_to_first_200(tools, &app, cache.path())?);
     }
     let mut lazy = Vec::new();
     let mut loaded = Vec::new();
-    for _ in 0..COLD_RUNS {
+    for _ in 0..settings.cold_runs.max(1) {
         let server = peers::start_trib(tools, &app, cache.path())?;
         let t = Instant::now();
         expect_200(server.addr, "/first")?;
@@ -154,8 +176,8 @@ pub struct Density {
 }
 
 /// Starts an app of `n` components, touches each, lets them scale to zero.
-pub fn density(tools: &Tools, n: usize) -> anyhow::Result<Density> {
-    let idle = Duration::from_secs(3);
+pub fn density(tools: &Tools, n: usize, settings: &Settings) -> anyhow::Result<Density> {
+    let idle = settings.idle;
     let mut manifest =
         String::from("spin_manifest_version = 2\n[application]\nname = \"density\"\n");
     let mut config = String::new();
