@@ -108,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         cold_runs: if smoke { 1 } else { 5 },
         idle: Duration::from_secs(if smoke { 1 } else { 3 }),
     };
-    let tools = prepare(&root, &cli.wasmtime, cli.what)?;
+    let tools = prepare(&root, &cli.wasmtime, cli.what, smoke)?;
     let mut results = report::Results::new();
     if matches!(cli.what, What::All | What::Throughput) {
         results.throughput = scenarios::throughput(&tools, &settings)?;
@@ -164,7 +164,20 @@ fn main() -> anyhow::Result<()> {
 /// peer; the WASI-only hello guests (`bench-p3`, `bench-p2`), with every
 /// `wasmtime` and `wrk` found, for the peer scenarios; every component the
 /// data app's `spin.toml` names for ingest and query.
-fn prepare(root: &Path, wasmtime: &[PathBuf], what: What) -> anyhow::Result<peers::Tools> {
+///
+/// A smoke run (no figures kept) uses the debug `trib` and native peer the
+/// tests already built, so CI pays for no release build of the host.
+fn prepare(
+    root: &Path,
+    wasmtime: &[PathBuf],
+    what: What,
+    smoke: bool,
+) -> anyhow::Result<peers::Tools> {
+    let (profile, profile_dir) = if smoke {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
     let peer_scenarios = !matches!(what, What::Ingest | What::Query);
     let throughput = matches!(what, What::All | What::Throughput);
     let data_scenarios = matches!(what, What::All | What::Ingest | What::Query);
@@ -187,7 +200,8 @@ fn prepare(root: &Path, wasmtime: &[PathBuf], what: What) -> anyhow::Result<peer
     run(Command::new("cargo")
         .args([
             "build",
-            "--release",
+            "--profile",
+            profile,
             "--locked",
             "-p",
             "tributary-runtime",
@@ -222,7 +236,7 @@ fn prepare(root: &Path, wasmtime: &[PathBuf], what: What) -> anyhow::Result<peer
     let out = guests.join("target/wasm32-wasip2/release");
     let release = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(dir))
-        .join("release");
+        .join(profile_dir);
     let tools = peers::Tools {
         root: root.to_owned(),
         trib: release.join("trib"),
