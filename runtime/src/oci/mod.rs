@@ -30,10 +30,43 @@ pub const LOCKED_APP_DIGEST_LABEL: &str = "com.fermyon.spin.lockedAppDigest";
 /// Whether `from` (a `--from` value that is not a path on disk) reads as
 /// an OCI reference: `REGISTRY/REPO[:TAG][@DIGEST]` with a registry host.
 pub fn looks_like_reference(from: &str) -> bool {
+    // A mistyped file name must not send trib to the network.
+    let file_like = [".toml", ".wasm", ".json"]
+        .iter()
+        .any(|ext| from.ends_with(ext));
+    if file_like || from.starts_with(['.', '/', '~']) {
+        return false;
+    }
     let Some((registry, rest)) = from.split_once('/') else {
         return false;
     };
     !rest.is_empty()
         && (registry.contains('.') || registry.contains(':') || registry == "localhost")
         && registry::parse_reference(from).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_reference;
+
+    #[test]
+    fn only_registry_references_are_taken_for_them() {
+        for reference in [
+            "ghcr.io/acme/app:v1",
+            "127.0.0.1:5000/app",
+            "localhost/app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ] {
+            assert!(looks_like_reference(reference), "{reference}");
+        }
+        for path in [
+            "dir.d/spin.toml",
+            "build.out/app.wasm",
+            "./missing/spin.toml",
+            "/abs/app",
+            "app",
+            "plain/dir",
+        ] {
+            assert!(!looks_like_reference(path), "{path}");
+        }
+    }
 }
