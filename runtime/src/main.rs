@@ -82,10 +82,8 @@ impl RegistryOptions {
     fn store(&self) -> anyhow::Result<trib::oci::store::Store> {
         let dir = match &self.registry_cache_dir {
             Some(dir) => dir.clone(),
-            None => std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .map(|d| d.join("tributary/registry"))
+            None => CompileCache::tributary_dir()
+                .map(|d| d.join("registry"))
                 .context("no cache directory: set HOME, XDG_CACHE_HOME or --registry-cache-dir")?,
         };
         Ok(trib::oci::store::Store::new(dir))
@@ -187,7 +185,7 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
 fn registry(command: RegistryCommand) -> anyhow::Result<()> {
     match command {
         RegistryCommand::Push(args) => {
-            let app = args.manifest.load(None)?;
+            let app = args.manifest.load()?;
             let package =
                 trib::oci::package::assemble(&app, CompileCache::default_dir().as_deref())?;
             let mut annotations = annotations_for(&package.lock);
@@ -347,10 +345,22 @@ impl ManifestArg {
         )
     }
 
+    /// The manifest path (`trib build` needs one).
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        self.source()?.path()
+    }
+
+    /// The app (a registry reference is refused: there is nothing local).
+    fn load(&self) -> anyhow::Result<trib::manifest::App> {
+        self.source()?.load(None)
+    }
+}
+
+impl AppSource {
     /// The manifest path (`trib build` and `--build` need one).
     fn path(&self) -> anyhow::Result<PathBuf> {
-        match self.source()? {
-            AppSource::Manifest(path) => Ok(path),
+        match self {
+            AppSource::Manifest(path) => Ok(path.clone()),
             AppSource::Wasm(path) => anyhow::bail!(
                 "{} is a Wasm file, not a manifest: there is nothing to build",
                 path.display()
@@ -361,28 +371,23 @@ impl ManifestArg {
         }
     }
 
-    /// Whether the app comes from a registry.
-    fn is_registry(&self) -> bool {
-        matches!(self.source(), Ok(AppSource::Registry(_)))
-    }
-
     /// The app; a registry reference is pulled first with `registry`'s
     /// settings (`None`: registry references are refused).
     fn load(&self, registry: Option<&RegistryOptions>) -> anyhow::Result<trib::manifest::App> {
-        Ok(match self.source()? {
-            AppSource::Manifest(path) => trib::manifest::load(&path)?,
+        Ok(match self {
+            AppSource::Manifest(path) => trib::manifest::load(path)?,
             AppSource::Registry(reference) => {
                 let Some(registry) = registry else {
                     anyhow::bail!("{reference} is a registry reference: push a local app instead");
                 };
-                trib::manifest::load(&registry.pull(&reference)?)?
+                trib::manifest::load(&registry.pull(reference)?)?
             }
             AppSource::Wasm(wasm) => {
                 if !wasm.is_file() {
                     anyhow::bail!("{}: no such Wasm file", wasm.display());
                 }
                 let here = std::env::current_dir().context("cannot read the working directory")?;
-                let (text, path) = trib::cli_values::single_wasm_manifest(&wasm, &here);
+                let (text, path) = trib::cli_values::single_wasm_manifest(wasm, &here);
                 trib::manifest::parse(&path, &text)?
             }
         })
@@ -575,10 +580,12 @@ fn build(manifest: &Path, components: &[String]) -> anyhow::Result<usize> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
+    // Resolved once: finding the manifest may print where it was found.
+    let source = args.manifest.source()?;
     if args.build {
-        build(&args.manifest.path()?, &[])?;
+        build(&source.path()?, &[])?;
     }
-    let mut app = args.manifest.load(Some(&args.registry))?;
+    let mut app = source.load(Some(&args.registry))?;
     for component in app.components.values_mut() {
         component.environment.extend(args.env.iter().cloned());
     }
@@ -588,7 +595,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     if let Some(dir) = &args.state_dir {
         runtime_config.state_dir = StateDir::from_flag(dir);
-    } else if args.manifest.is_registry() {
+    } else if matches!(source, AppSource::Registry(_)) {
         // The unpacked app lives in the content cache, which stays as
         // pulled: state goes where `trib up` runs.
         let here = std::env::current_dir().context("cannot read the working directory")?;

@@ -609,23 +609,22 @@ fn credentials_come_from_trib_login_or_dockers_file_and_never_show() {
         reference.as_str(),
     ];
 
+    let login = [
+        "registry",
+        "login",
+        "--insecure",
+        registry.host.as_str(),
+        "-u",
+        "ada",
+        "--password-stdin",
+    ];
+
     let (ok, text) = run(&push, None);
     assert!(
         !ok && text.contains("401") && text.contains("trib registry login"),
         "anonymous push is refused, saying what to do: {text}"
     );
-    let (ok, text) = run(
-        &[
-            "registry",
-            "login",
-            "--insecure",
-            &registry.host,
-            "-u",
-            "ada",
-            "--password-stdin",
-        ],
-        Some("wrong\n"),
-    );
+    let (ok, text) = run(&login, Some("wrong\n"));
     assert!(
         !ok && text.contains("did not accept the credentials of \"ada\""),
         "{text}"
@@ -634,18 +633,7 @@ fn credentials_come_from_trib_login_or_dockers_file_and_never_show() {
         !config_home.join("tributary/registry-auth.json").exists(),
         "bad credentials are not saved"
     );
-    let (ok, text) = run(
-        &[
-            "registry",
-            "login",
-            "--insecure",
-            &registry.host,
-            "-u",
-            "ada",
-            "--password-stdin",
-        ],
-        Some(&format!("{password}\n")),
-    );
+    let (ok, text) = run(&login, Some(&format!("{password}\n")));
     assert!(ok, "{text}");
     let (ok, text) = run(&push, None);
     assert!(ok, "push with the saved login: {text}");

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::support::{AppDir, Trib, build_wasm, client, repo_root, shared_cache, trib};
+use crate::support::{
+    AppDir, Trib, build_wasm, client, client_without_redirects, repo_root, shared_cache, trib,
+};
 
 /// The Wagi guest as a component, and as a core module.
 fn wagi_guests() -> &'static (PathBuf, PathBuf) {
@@ -143,11 +145,7 @@ fn serves_cgi(source: &std::path::Path) {
     );
     assert!(lines(&body).contains(&"X_PATH_MATCH_NAME=ada"), "{body}");
 
-    let no_redirects = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let resp = no_redirects
+    let resp = client_without_redirects()
         .get(trib.url("/cgi/?mode=redirect"))
         .send()
         .expect("redirect");

@@ -45,10 +45,17 @@ impl CompileCache {
     /// The per-user default: `$XDG_CACHE_HOME/tributary` or
     /// `~/.cache/tributary`.
     pub fn default_dir() -> Option<PathBuf> {
+        Self::tributary_dir().map(|d| d.join("components"))
+    }
+
+    /// trib's cache root (`$XDG_CACHE_HOME/tributary`, else
+    /// `~/.cache/tributary`), shared by compiled components and pulled
+    /// registry packages.
+    pub fn tributary_dir() -> Option<PathBuf> {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|d| d.join("tributary").join("components"))
+            .map(|d| d.join("tributary"))
     }
 
     /// The cache directory, if caching is on; other load-time caches (see

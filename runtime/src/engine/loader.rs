@@ -151,19 +151,18 @@ pub fn link(
     compiled: &WasmComponent,
     id: &str,
 ) -> Result<(ProxyPre<HostState>, HttpAbi), LoadError> {
-    let err = |message: String| LoadError::Component {
-        component: id.to_owned(),
-        message,
-    };
     let pre = instance_pre(linker, compiled, id)?;
     if let Ok(p3) = wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
         return Ok((ProxyPre::P3(p3), HttpAbi::P3));
     }
     match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre) {
         Ok(p2) => Ok((ProxyPre::P2(p2), HttpAbi::P2)),
-        Err(e) => Err(err(format!(
-            "exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2: {e:#}"
-        ))),
+        Err(e) => Err(component_error(
+            id,
+            format!(
+                "exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2: {e:#}"
+            ),
+        )),
     }
 }
 

@@ -355,7 +355,7 @@ fn strings(items: &[String]) -> Value {
 }
 
 /// TOML as JSON (datetimes as their text).
-pub(crate) fn toml_to_json(value: &toml::Value) -> Value {
+fn toml_to_json(value: &toml::Value) -> Value {
     match value {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),

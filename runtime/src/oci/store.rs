@@ -106,11 +106,6 @@ impl Store {
         Ok(self.root.join("blobs/sha256").join(digest_hex(digest)?))
     }
 
-    /// Whether `digest` is cached with the right bytes.
-    pub fn has(&self, digest: &str) -> bool {
-        self.read(digest).is_ok()
-    }
-
     /// Stores `bytes` as `digest`, refusing bytes that do not match.
     pub fn write(&self, digest: &str, bytes: &[u8]) -> Result<(), StoreError> {
         verify(digest, bytes)?;

@@ -537,10 +537,19 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A blocking HTTP client with a generous timeout.
 pub fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
+    client_builder().build().expect("client")
+}
+
+/// [`client`], except that redirects are returned, not followed.
+pub fn client_without_redirects() -> reqwest::blocking::Client {
+    client_builder()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+fn client_builder() -> reqwest::blocking::ClientBuilder {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60))
 }
 
 /// Whether the backend server at `addr` (a loopback `host:port`) answers.
