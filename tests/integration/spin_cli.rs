@@ -196,7 +196,11 @@ fn the_manifest_is_found_in_a_parent_directory_and_the_listen_address_in_the_env
     );
     assert_eq!(trib.get("/api/env?name=NONE"), (200, "<unset>".into()));
     let log = trib.log();
-    assert!(log.contains("from a parent directory"), "{log}");
+    assert_eq!(
+        log.matches("from a parent directory").count(),
+        1,
+        "said once: {log}"
+    );
     drop(taken);
 }
 
