@@ -213,13 +213,35 @@ fn up_from(reference: &str, cache: &Path, work: &Path) -> Trib {
     Trib::launch(up_command(reference, cache, work))
 }
 
-/// [`up_command`], which must fail; its stderr.
+/// [`up_command`], which must fail within a minute; its stderr. A trib
+/// that serves instead is killed and fails the test (rather than hanging
+/// it).
 fn up_from_fails(reference: &str, cache: &Path, work: &Path) -> String {
-    let out = up_command(reference, cache, work)
-        .output()
+    let stderr_file = work.join("trib-up.stderr");
+    let mut child = up_command(reference, cache, work)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).expect("stderr file"))
+        .spawn()
         .expect("trib up");
-    assert!(!out.status.success(), "trib up must refuse it");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "trib up kept running: it must refuse the package\n{}",
+                std::fs::read_to_string(&stderr_file).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "trib up must refuse it");
+    let stderr = std::fs::read_to_string(&stderr_file).expect("stderr");
+    std::fs::remove_file(&stderr_file).expect("remove stderr file");
+    stderr
 }
 
 fn data_app() -> AppDir {
