@@ -4,10 +4,11 @@
 use serde_json::Value as Json;
 use spin_sdk::{pg, sqlite};
 
-use crate::Param;
 use crate::migrations;
+use crate::rollup::{self, Rollups};
 use crate::statements::EventFilter;
 use crate::value;
+use crate::{Cell, Param};
 
 /// An open connection to the configured backend.
 pub enum Db {
@@ -78,6 +79,97 @@ impl Db {
                     .collect())
             }
         }
+    }
+
+    /// Rows with their values' types kept (bytes stay bytes), in column
+    /// order.
+    pub async fn cells(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<Vec<Vec<Cell>>> {
+        match self {
+            Db::Sqlite(conn) => {
+                let params = params
+                    .into_iter()
+                    .map(Param::into_sqlite)
+                    .collect::<Vec<_>>();
+                let rows = conn
+                    .execute(sql, params)
+                    .await
+                    .map_err(|e| failed(sql, e))?
+                    .collect()
+                    .await
+                    .map_err(|e| failed(sql, e))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| row.values.into_iter().map(value::sqlite_cell).collect())
+                    .collect())
+            }
+            Db::Postgres(conn) => {
+                let sql = numbered_to_dollar(sql);
+                let params = params.into_iter().map(Param::into_pg).collect::<Vec<_>>();
+                let result = conn
+                    .query(sql.as_str(), params)
+                    .await
+                    .map_err(|e| failed(&sql, e))?;
+                let width = result.columns().len();
+                let rows = result.collect().await.map_err(|e| failed(&sql, e))?;
+                Ok(rows
+                    .iter()
+                    .map(|row| (0..width).map(|i| value::pg_cell(row[i].clone())).collect())
+                    .collect())
+            }
+        }
+    }
+
+    /// Adds `rollups` (the changes of newly stored events) to the stored
+    /// rollups, inside the caller's transaction: reads the rows' sketches,
+    /// merges, and writes counts (added in SQL) and merged sketches. On
+    /// PostgreSQL the rows are first created and locked in key order
+    /// ([`rollup::lock_rows`]), so concurrent writers take turns per row.
+    pub async fn add_rollups(&self, rollups: &mut Rollups) -> anyhow::Result<()> {
+        if rollups.is_empty() {
+            return Ok(());
+        }
+        let mut stored = Vec::new();
+        for keys in rollups.key_chunks() {
+            if let Db::Postgres(_) = self {
+                let (sql, params) = rollup::lock_rows(&keys);
+                self.execute(&sql, params).await?;
+            }
+            let (sql, params) = rollup::select_stored(&keys);
+            for row in self.cells(&sql, params).await? {
+                let mut cells = row.into_iter();
+                let mut next = || cells.next().unwrap_or(Cell::Null);
+                let (source, width, bucket, scope, name, users) =
+                    (next(), next(), next(), next(), next(), next());
+                let (Some(source), Some(width), Some(bucket), Some(scope), Some(name)) = (
+                    source.into_text(),
+                    width.int(),
+                    bucket.int(),
+                    scope.int(),
+                    name.into_text(),
+                ) else {
+                    anyhow::bail!("a rollups row of unexpected types");
+                };
+                stored.push(
+                    rollup::stored_row(
+                        source,
+                        width,
+                        bucket,
+                        scope,
+                        name,
+                        users.bytes().unwrap_or_default(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                );
+            }
+        }
+        for (key, sketch) in &stored {
+            rollups.merge_stored(key, sketch);
+        }
+        for rows in rollups.row_chunks() {
+            let (sql, params) = rollup::upsert(&rows);
+            self.execute(&sql, params).await?;
+        }
+        Ok(())
     }
 
     /// Runs a statement; returns the number of rows it changed.

@@ -11,11 +11,14 @@
 //!
 //! [`Db`] and the migrations' runner need Spin (feature `spin`, on by
 //! default); the schema ([`migrations::VERSIONS`]), the shared
-//! [`statements`] and [`Param`] are plain Rust, so the native benchmark
-//! runs the very statements the functions run.
+//! [`statements`], the [`rollup`]s with their [`hll`] sketches and
+//! [`Param`] are plain Rust, so the native benchmark runs the very
+//! statements (and rollup arithmetic) the functions run.
 
+pub mod hll;
 pub mod migrations;
 mod param;
+pub mod rollup;
 pub mod statements;
 
 #[cfg(feature = "spin")]
@@ -25,5 +28,5 @@ mod value;
 
 #[cfg(feature = "spin")]
 pub use db::Db;
-pub use param::Param;
+pub use param::{Cell, Param};
 pub use statements::EventFilter;

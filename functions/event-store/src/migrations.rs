@@ -7,14 +7,22 @@
 use crate::{Db, Param};
 
 /// The schema versions, in order; version N is `VERSIONS[N - 1]`.
-pub const VERSIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
+pub const VERSIONS: &[&str] = &[
+    include_str!("schema/v1.sql"),
+    include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
+];
+
+/// The version that added rollups: applying it also rolls up the events
+/// already stored ([`backfill_rollups`]).
+pub const ROLLUPS_VERSION: i64 = 3;
 
 /// A version's statements for SQLite (`sqlite`) or PostgreSQL.
 pub fn statements(version_sql: &str, sqlite: bool) -> Vec<String> {
-    let id = if sqlite {
-        "INTEGER PRIMARY KEY"
+    let (id, blob) = if sqlite {
+        ("INTEGER PRIMARY KEY", "BLOB")
     } else {
-        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA")
     };
     version_sql
         .lines()
@@ -22,6 +30,7 @@ pub fn statements(version_sql: &str, sqlite: bool) -> Vec<String> {
         .collect::<Vec<_>>()
         .join("\n")
         .replace("{id}", id)
+        .replace("{blob}", blob)
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -87,6 +96,9 @@ pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
             for statement in statements(version_sql, sqlite) {
                 db.execute(&statement, vec![]).await?;
             }
+            if version == ROLLUPS_VERSION {
+                backfill_rollups(db).await?;
+            }
             db.execute(
                 "INSERT INTO schema_migrations (version) VALUES (?1) ON CONFLICT DO NOTHING",
                 vec![Param::Int(version)],
@@ -102,6 +114,41 @@ pub(crate) async fn apply(db: &Db) -> anyhow::Result<()> {
             db.rollback().await;
             Err(e)
         }
+    }
+}
+
+/// Events read per page while backfilling rollups: bounds the memory of
+/// one page's rollups.
+#[cfg(feature = "spin")]
+const BACKFILL_EVENTS: i64 = 20_000;
+
+/// Rolls up every stored event (a database from before rollups existed),
+/// a page of events at a time, inside the migration's transaction: either
+/// the whole history is rolled up with the version recorded, or neither.
+#[cfg(feature = "spin")]
+async fn backfill_rollups(db: &Db) -> anyhow::Result<()> {
+    use crate::Cell;
+    use crate::rollup::{BACKFILL_PAGE, Rollups};
+    let mut last = 0;
+    loop {
+        let rows = db
+            .cells(
+                BACKFILL_PAGE,
+                vec![Param::Int(last), Param::Int(BACKFILL_EVENTS)],
+            )
+            .await?;
+        let Some(end) = rows.last().and_then(|r| r.first()).and_then(Cell::int) else {
+            return Ok(());
+        };
+        let mut rollups = Rollups::new();
+        for row in &rows {
+            let (Some(source), Some(timestamp_ms)) = (row[1].text(), row[4].int()) else {
+                anyhow::bail!("backfill: an events row without source or time: {row:?}");
+            };
+            rollups.add(source, row[2].text(), row[3].text(), timestamp_ms);
+        }
+        db.add_rollups(&mut rollups).await?;
+        last = end;
     }
 }
 
@@ -121,5 +168,8 @@ mod tests {
         );
         let pg = statements(VERSIONS[0], false);
         assert!(pg[3].contains("id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
+        let v3 = VERSIONS[ROLLUPS_VERSION as usize - 1];
+        assert!(statements(v3, true)[0].contains("users BLOB NOT NULL"));
+        assert!(statements(v3, false)[0].contains("users BYTEA NOT NULL"));
     }
 }

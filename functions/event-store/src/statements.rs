@@ -36,6 +36,16 @@ pub fn insert_events(rows: usize) -> String {
     sql
 }
 
+/// [`insert_events`] returning, for each row actually inserted (never a
+/// skipped duplicate), the columns the rollups need: `name`, the user
+/// (`COALESCE(user_id, anonymous_id)`) and `timestamp_ms`. SQLite (3.35+)
+/// and PostgreSQL both support `RETURNING`.
+pub fn insert_events_returning(rows: usize) -> String {
+    let mut sql = insert_events(rows);
+    sql.push_str(" RETURNING name, COALESCE(user_id, anonymous_id), timestamp_ms");
+    sql
+}
+
 /// `INSERT` of one dead letter: `?1` source, `?2` received at (ms), `?3`
 /// code, `?4` reason, `?5` the message kept.
 pub const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (source, received_at_ms, code, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -94,6 +104,7 @@ mod tests {
         let sql = insert_events(2);
         assert_eq!(sql.matches('?').count(), 2 * EVENT_COLUMNS);
         assert!(sql.ends_with("?, ?) ON CONFLICT (source, message_id) DO NOTHING"));
+        assert!(insert_events_returning(2).starts_with(&sql));
     }
 
     #[test]

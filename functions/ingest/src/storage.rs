@@ -2,10 +2,14 @@
 //! PostgreSQL when `database_url` says so). Every request's events, their
 //! dedup keys and its dead letters are written in one transaction, so an
 //! acknowledged event is never lost and a retried one is never counted
-//! twice.
+//! twice. The rollups the query API reads are updated in that transaction
+//! too, from the rows the insert reports as new.
 
-use event_store::statements::{EVENT_COLUMNS, INSERT_DEAD_LETTER, ROWS_PER_INSERT, insert_events};
-use event_store::{Db, Param};
+use event_store::rollup::Rollups;
+use event_store::statements::{
+    EVENT_COLUMNS, INSERT_DEAD_LETTER, ROWS_PER_INSERT, insert_events_returning,
+};
+use event_store::{Cell, Db, Param};
 
 use event_model::Received;
 
@@ -24,8 +28,9 @@ pub async fn open() -> anyhow::Result<Db> {
     Db::open().await
 }
 
-/// Stores `events` (duplicates of stored message ids are skipped) and
-/// `dead` letters in one transaction; returns how many events were new.
+/// Stores `events` (duplicates of stored message ids are skipped), adds
+/// the new ones to the rollups, and stores `dead` letters, in one
+/// transaction; returns how many events were new.
 pub async fn store(
     db: &Db,
     source: &str,
@@ -36,14 +41,29 @@ pub async fn store(
     db.begin().await?;
     let result = async {
         let mut stored = 0;
+        let mut rollups = Rollups::new();
         for chunk in events.chunks(ROWS_PER_INSERT) {
-            stored += db
-                .execute(
-                    &insert_events(chunk.len()),
+            // Only the rows inserted come back: a resent event adds nothing.
+            let new = db
+                .cells(
+                    &insert_events_returning(chunk.len()),
                     event_params(source, received_ms, chunk),
                 )
                 .await?;
+            stored += new.len() as u64;
+            for row in &new {
+                let Some(timestamp_ms) = row.get(2).and_then(Cell::int) else {
+                    anyhow::bail!("the insert returned a row without a time: {row:?}");
+                };
+                rollups.add(
+                    source,
+                    row.first().and_then(Cell::text),
+                    row.get(1).and_then(Cell::text),
+                    timestamp_ms,
+                );
+            }
         }
+        db.add_rollups(&mut rollups).await?;
         for d in dead {
             db.execute(
                 INSERT_DEAD_LETTER,
