@@ -164,9 +164,11 @@ impl Rollups {
 const COLUMNS: &str = "source, width_ms, bucket_ms, scope, name, events, users";
 const PRIMARY_KEY: &str = "source, width_ms, bucket_ms, scope, name";
 
-/// `(?a, ?b, ...)` rows of `width` numbered placeholders, from `?first`.
-fn placeholder_rows(rows: usize, width: usize, first: usize) -> String {
-    let mut sql = String::with_capacity(rows * width * 6);
+/// `(?a, ?b, ...)` rows of `width` numbered placeholders, from `?first`;
+/// with `types`, each placeholder is cast to its column's type (where no
+/// column gives PostgreSQL the type, as in a `VALUES` list of its own).
+fn placeholder_rows(rows: usize, width: usize, first: usize, types: Option<&[&str]>) -> String {
+    let mut sql = String::with_capacity(rows * width * 8);
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
@@ -176,12 +178,19 @@ fn placeholder_rows(rows: usize, width: usize, first: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("?{}", first + row * width + column));
+            let n = first + row * width + column;
+            match types.and_then(|t| t.get(column)) {
+                Some(ty) => sql.push_str(&format!("CAST(?{n} AS {ty})")),
+                None => sql.push_str(&format!("?{n}")),
+            }
         }
         sql.push(')');
     }
     sql
 }
+
+/// The key columns' types, for [`placeholder_rows`].
+const KEY_TYPES: [&str; 5] = ["TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT"];
 
 fn key_params(key: &Key) -> [Param; 5] {
     [
@@ -202,7 +211,7 @@ pub fn select_stored(keys: &[&Key]) -> (String, Vec<Param>) {
          SELECT r.source, r.width_ms, r.bucket_ms, r.scope, r.name, r.users FROM k \
          JOIN rollups r ON r.source = k.source AND r.width_ms = k.width_ms \
          AND r.bucket_ms = k.bucket_ms AND r.scope = k.scope AND r.name = k.name",
-        placeholder_rows(keys.len(), 5, 1)
+        placeholder_rows(keys.len(), 5, 1, Some(&KEY_TYPES))
     );
     (sql, keys.iter().flat_map(|k| key_params(k)).collect())
 }
@@ -236,7 +245,7 @@ pub fn stored_row(
 pub fn lock_rows(keys: &[&Key]) -> (String, Vec<Param>) {
     let sql = format!(
         "INSERT INTO rollups ({COLUMNS}) VALUES {} ON CONFLICT ({PRIMARY_KEY}) DO UPDATE SET events = rollups.events",
-        placeholder_rows(keys.len(), 7, 1)
+        placeholder_rows(keys.len(), 7, 1, None)
     );
     let params = keys
         .iter()
@@ -254,7 +263,7 @@ pub fn lock_rows(keys: &[&Key]) -> (String, Vec<Param>) {
 pub fn upsert(rows: &[(&Key, &Tally)]) -> (String, Vec<Param>) {
     let sql = format!(
         "INSERT INTO rollups ({COLUMNS}) VALUES {} ON CONFLICT ({PRIMARY_KEY}) DO UPDATE SET events = rollups.events + excluded.events, users = excluded.users",
-        placeholder_rows(rows.len(), 7, 1)
+        placeholder_rows(rows.len(), 7, 1, None)
     );
     let params = rows
         .iter()
@@ -628,7 +637,10 @@ mod tests {
         let keys = r.key_chunks();
         let (sql, params) = select_stored(&keys[0]);
         assert_eq!(params.len(), 6 * 5);
-        assert!(sql.contains("(?26, ?27, ?28, ?29, ?30)"), "{sql}");
+        assert!(
+            sql.contains("(CAST(?26 AS TEXT), CAST(?27 AS BIGINT), CAST(?28 AS BIGINT), CAST(?29 AS BIGINT), CAST(?30 AS TEXT))"),
+            "{sql}"
+        );
         let (sql, params) = lock_rows(&keys[0]);
         assert_eq!(params.len(), 6 * 7);
         assert!(sql.ends_with("DO UPDATE SET events = rollups.events"));
