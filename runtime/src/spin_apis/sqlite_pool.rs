@@ -1,7 +1,9 @@
 //! One SQLite database: its file, its pooled connections (per owner,
-//! reset on reuse, every guest statement checked by SQLite's authorizer)
-//! and its writer gate (one transaction at a time per database in this
-//! process, waiting at most the busy timeout).
+//! reset on reuse, every guest statement checked by SQLite's authorizer),
+//! its writer gate (one transaction at a time per database in this
+//! process, waiting at most the busy timeout) and, for a file, its group
+//! commit writer ([`group`]): guests' transactions and autocommit writes
+//! run there and share WAL syncs; reads run on the guest's own connection.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,12 @@ use std::time::Duration;
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-use super::sqlite_value::{Rows, SqlError, Value, io, run};
+use super::sqlite_value::{Counters, Kind, Rows, SqlError, Value, classify, io, run_counted};
+
+#[path = "sqlite_group.rs"]
+mod group;
+
+use group::{GroupWriter, Member};
 
 /// Idle connections a file database keeps for reuse, per component.
 const MAX_IDLE: usize = 16;
@@ -44,6 +51,8 @@ pub struct Database {
     busy_timeout: Duration,
     /// How long a `BEGIN` waits at the writer gate.
     gate_timeout: Duration,
+    /// The group-commit writer (a file database's; unused in memory).
+    group: GroupWriter,
 }
 
 /// Which files a guest's `ATTACH` may name.
@@ -77,6 +86,7 @@ impl Database {
             attach,
             busy_timeout: BUSY_TIMEOUT,
             gate_timeout: BUSY_TIMEOUT,
+            group: GroupWriter::new(),
         })
     }
 
@@ -123,7 +133,8 @@ impl Database {
             handle,
             db: self.clone(),
             owner: owner.clone(),
-            permit: Mutex::new(None),
+            txn: tokio::sync::Mutex::new(Txn::None),
+            counters: Mutex::default(),
         })))
     }
 
@@ -208,6 +219,25 @@ fn attach_allowed(attach: &AttachPolicy, filename: &str) -> Authorization {
 /// temporary schema and any database it attached are dropped, then
 /// `changes` and `last-insert-rowid` are zeroed.
 fn reset(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    drop_private_state(conn)?;
+    conn.execute_batch(RESET)
+}
+
+/// Whether a guest made `conn` its own: a temporary table, view, trigger
+/// or index, or an attached database. Such a connection keeps its
+/// statements and transactions to itself (they may name those objects),
+/// outside group commit.
+fn has_private_state(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM temp.sqlite_master WHERE name != 'trib_reset') \
+         OR EXISTS (SELECT 1 FROM pragma_database_list WHERE name NOT IN ('main', 'temp'))",
+    )?
+    .query_row([], |row| row.get(0))
+}
+
+/// Drops what a user left in the temporary schema and detaches what it
+/// attached.
+fn drop_private_state(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let attached: Vec<String> = conn
         .prepare_cached("SELECT name FROM pragma_database_list WHERE name NOT IN ('main', 'temp')")?
         .query_map([], |row| row.get(0))?
@@ -234,7 +264,7 @@ fn reset(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
             name.replace('"', "\"\"")
         ))?;
     }
-    conn.execute_batch(RESET)
+    Ok(())
 }
 
 /// An open connection, as held in an instance's resource table.
@@ -248,8 +278,25 @@ struct Inner {
     db: Arc<Database>,
     /// Whose idle list the connection returns to.
     owner: Owner,
-    /// Held from `BEGIN` until the connection is back in autocommit.
-    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// The guest's transaction, if any (also serialises its statements).
+    txn: tokio::sync::Mutex<Txn>,
+    /// What `changes` and `last-insert-rowid` answer.
+    counters: Mutex<Counters>,
+}
+
+/// Where a guest's transaction runs.
+#[derive(Debug, Default)]
+enum Txn {
+    /// None open (or one the guest began with `SAVEPOINT`, on its own
+    /// connection, outside the gate, as SQLite alone would run it).
+    #[default]
+    None,
+    /// In the group writer.
+    Member(Member),
+    /// On the guest's own connection, holding the gate until the connection
+    /// is back in autocommit (an in-memory database, or a connection with
+    /// temporary objects or attachments of its own).
+    Own(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit),
 }
 
 /// Run on a connection taken from the pool: its next user must
@@ -287,6 +334,8 @@ impl Inner {
 impl Drop for Inner {
     /// Rolls back what the guest left open, then keeps the connection.
     fn drop(&mut self) {
+        // A transaction in the group writer is rolled back to its savepoint.
+        *self.txn.get_mut() = Txn::None;
         let Handle::Pooled(conn) = &self.handle else {
             return;
         };
@@ -306,14 +355,6 @@ impl Drop for Inner {
     }
 }
 
-/// Whether `statement` starts a transaction (`BEGIN ...`).
-fn begins_transaction(statement: &str) -> bool {
-    statement
-        .trim_start()
-        .get(..5)
-        .is_some_and(|w| w.eq_ignore_ascii_case("begin"))
-}
-
 impl Connection {
     async fn blocking<R: Send + 'static>(
         &self,
@@ -325,45 +366,185 @@ impl Connection {
             .map_err(|e| SqlError::Io(e.to_string()))?
     }
 
-    /// Runs one statement with positional parameters. A `BEGIN` first
-    /// waits for the database's writer gate, which opens again once the
-    /// connection is back in autocommit.
+    fn counters(&self) -> Counters {
+        *self.0.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_counters(&self, counters: Counters) {
+        *self.0.counters.lock().unwrap_or_else(|e| e.into_inner()) = counters;
+    }
+
+    /// Runs one statement with positional parameters. On a file database a
+    /// `BEGIN` joins the group writer (waiting at the writer gate) and the
+    /// transaction's statements run there until its `COMMIT`, which returns
+    /// once the group is synced, or its `ROLLBACK`; an `INSERT`, `UPDATE`
+    /// or `DELETE` outside a transaction is a one-statement member. Reads
+    /// outside a transaction run on the guest's own connection. In memory
+    /// (nothing to sync), and on a connection with temporary objects or
+    /// attachments of its own, a `BEGIN` waits at the gate and the
+    /// transaction runs on the guest's connection.
     pub async fn execute(&self, statement: String, params: Vec<Value>) -> Result<Rows, SqlError> {
-        let holds_permit = self.0.permit.lock().is_ok_and(|p| p.is_some());
-        if begins_transaction(&statement) && !holds_permit {
-            // Bounded: a transaction that never ends (or a guest waiting on
-            // itself through a second connection) must not stall every
-            // writer; the waiter fails as SQLite's busy handler would.
-            let db = &self.0.db;
-            let permit = tokio::time::timeout(db.gate_timeout, db.writer.clone().acquire_owned())
-                .await
-                .map_err(|_| SqlError::Io(LOCKED.to_owned()))?
-                .map_err(|e| SqlError::Io(e.to_string()))?;
-            if let Ok(mut slot) = self.0.permit.lock() {
-                *slot = Some(permit);
+        let kind = classify(&statement);
+        let db = self.0.db.clone();
+        let mut txn = self.0.txn.lock().await;
+        match &mut *txn {
+            Txn::Member(member) => match kind {
+                Kind::Begin => Err(SqlError::Io(
+                    "cannot start a transaction within a transaction".to_owned(),
+                )),
+                Kind::Commit | Kind::Rollback => {
+                    self.check_syntax(&statement).await?;
+                    let Txn::Member(member) = std::mem::take(&mut *txn) else {
+                        return Err(SqlError::InvalidConnection);
+                    };
+                    if kind == Kind::Commit {
+                        GroupWriter::commit(member).await?;
+                    } else {
+                        GroupWriter::rollback(member).await?;
+                    }
+                    Ok(Rows::default())
+                }
+                _ => {
+                    let (rows, counters) =
+                        GroupWriter::run(member, statement, params, self.counters()).await?;
+                    self.set_counters(counters);
+                    Ok(rows)
+                }
+            },
+            Txn::Own(_) => self.own(&mut txn, statement, params).await,
+            Txn::None => {
+                let pooled = matches!(self.0.handle, Handle::Pooled(_));
+                match kind {
+                    Kind::Begin if !pooled => {
+                        *txn = Txn::Own(GroupWriter::gate(&db).await?);
+                        self.own(&mut txn, statement, params).await
+                    }
+                    Kind::Begin | Kind::Write | Kind::With if pooled => {
+                        match self.route(&statement, kind).await? {
+                            Route::Own => self.own(&mut txn, statement, params).await,
+                            Route::OwnExclusive => {
+                                *txn = Txn::Own(GroupWriter::exclusive(&db).await?);
+                                self.own(&mut txn, statement, params).await
+                            }
+                            Route::Group if kind == Kind::Begin => {
+                                *txn = Txn::Member(GroupWriter::join(&db).await?);
+                                Ok(Rows::default())
+                            }
+                            Route::Group => {
+                                // One statement in a transaction of its own.
+                                *txn = Txn::Member(GroupWriter::join(&db).await?);
+                                let Txn::Member(member) = &mut *txn else {
+                                    return Err(SqlError::InvalidConnection);
+                                };
+                                let ran =
+                                    GroupWriter::run(member, statement, params, self.counters())
+                                        .await;
+                                let Txn::Member(member) = std::mem::take(&mut *txn) else {
+                                    return Err(SqlError::InvalidConnection);
+                                };
+                                match ran {
+                                    Ok((rows, counters)) => {
+                                        GroupWriter::commit(member).await?;
+                                        self.set_counters(counters);
+                                        Ok(rows)
+                                    }
+                                    Err(e) => {
+                                        let _ = GroupWriter::rollback(member).await;
+                                        Err(e)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => self.own(&mut txn, statement, params).await,
+                }
             }
         }
-        let (result, autocommit) = self
+    }
+
+    /// Runs a statement on the guest's own connection; a transaction held
+    /// there releases the gate once the connection is back in autocommit.
+    async fn own(
+        &self,
+        txn: &mut Txn,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<Rows, SqlError> {
+        let mut counters = self.counters();
+        let (result, counters, autocommit) = self
             .blocking(move |conn| {
-                let result = run(conn, &statement, params);
-                Ok((result, conn.is_autocommit()))
+                let result = run_counted(conn, &statement, params, &mut counters);
+                Ok((result, counters, conn.is_autocommit()))
             })
             .await?;
-        if autocommit && let Ok(mut slot) = self.0.permit.lock() {
-            slot.take();
+        self.set_counters(counters);
+        if autocommit && matches!(txn, Txn::Own(_)) {
+            *txn = Txn::None;
         }
         result
     }
 
+    /// Where a `BEGIN` or a write outside a transaction runs: SQLite checks
+    /// its syntax first (on the guest's connection, without running it).
+    async fn route(&self, statement: &str, kind: Kind) -> Result<Route, SqlError> {
+        let statement = statement.to_owned();
+        self.blocking(move |conn| {
+            let readonly = conn.prepare_cached(&statement).map_err(io)?.readonly();
+            if !conn.is_autocommit() {
+                // In a transaction the guest began with `SAVEPOINT`: SQLite
+                // answers (a `BEGIN` fails there, as it should).
+                return Ok(Route::Own);
+            }
+            let private = has_private_state(conn).map_err(io)?;
+            Ok(match kind {
+                Kind::Begin if private => Route::OwnExclusive,
+                Kind::With if readonly => Route::Own,
+                _ if private => Route::Own,
+                _ => Route::Group,
+            })
+        })
+        .await
+    }
+
+    /// SQLite's syntax check of a `COMMIT` or `ROLLBACK` (prepared, never
+    /// run, on the guest's connection); the plain spellings need none.
+    async fn check_syntax(&self, statement: &str) -> Result<(), SqlError> {
+        let plain = statement.trim().trim_end_matches(';').trim_end();
+        if [
+            "COMMIT",
+            "END",
+            "ROLLBACK",
+            "COMMIT TRANSACTION",
+            "END TRANSACTION",
+            "ROLLBACK TRANSACTION",
+        ]
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(plain))
+        {
+            return Ok(());
+        }
+        let statement = statement.to_owned();
+        self.blocking(move |conn| conn.prepare(&statement).map(drop).map_err(io))
+            .await
+    }
+
     /// The rowid of the last insert on this connection.
     pub async fn last_insert_rowid(&self) -> i64 {
-        self.blocking(|conn| Ok(conn.last_insert_rowid()))
-            .await
-            .unwrap_or(0)
+        self.counters().rowid
     }
 
     /// Rows changed by the last statement on this connection.
     pub async fn changes(&self) -> u64 {
-        self.blocking(|conn| Ok(conn.changes())).await.unwrap_or(0)
+        self.counters().changes
     }
+}
+
+/// Where [`Connection::route`] sends a statement.
+enum Route {
+    /// The guest's own connection, as is.
+    Own,
+    /// The guest's own connection, holding the gate (the group committed).
+    OwnExclusive,
+    /// The group writer.
+    Group,
 }

@@ -49,14 +49,53 @@ pub(super) fn io(e: rusqlite::Error) -> SqlError {
     SqlError::Io(e.to_string())
 }
 
-/// Runs `statement` with positional `params`; prepared statements are
-/// cached per connection.
-pub(super) fn run(
+/// What `changes` and `last-insert-rowid` answer for one guest connection.
+/// Kept per open rather than read from SQLite, because a guest's
+/// statements may run on two SQLite connections (its own, and the group
+/// writer inside a transaction) and the writer's counters also move with
+/// other guests' statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Rows changed by the last completed `INSERT`, `UPDATE` or `DELETE`.
+    pub changes: u64,
+    /// The rowid of the last row inserted.
+    pub rowid: i64,
+}
+
+/// Runs `statement`, updating `counters` as SQLite updates its own for the
+/// statement: `changes` after a completed `INSERT`, `UPDATE` or `DELETE`
+/// (a `WITH` that writes included), the rowid after an insert of a row.
+pub(super) fn run_counted(
     conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<Value>,
+    counters: &mut Counters,
 ) -> Result<Rows, SqlError> {
+    let before = conn.last_insert_rowid();
+    let (rows, readonly) = run_with(conn, statement, params)?;
+    let kind = classify(statement);
+    if kind == Kind::Write || (kind == Kind::With && !readonly) {
+        counters.changes = conn.changes();
+    }
+    let insert = Words(statement)
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("insert") || w.eq_ignore_ascii_case("replace"));
+    let after = conn.last_insert_rowid();
+    if after != before || (insert && conn.changes() > 0) {
+        counters.rowid = after;
+    }
+    Ok(rows)
+}
+
+/// Runs `statement` with positional `params` (prepared statements are
+/// cached per connection); also says whether it was read-only.
+fn run_with(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<(Rows, bool), SqlError> {
     let mut stmt = conn.prepare_cached(statement).map_err(io)?;
+    let readonly = stmt.readonly();
     let columns: Vec<String> = stmt
         .column_names()
         .iter()
@@ -74,7 +113,7 @@ pub(super) fn run(
         }
         out.push(values);
     }
-    Ok(Rows { columns, rows: out })
+    Ok((Rows { columns, rows: out }, readonly))
 }
 
 fn to_sql(v: Value) -> SqlValue {
@@ -94,5 +133,88 @@ fn from_sql(v: ValueRef<'_>) -> Value {
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
         ValueRef::Null => Value::Null,
+    }
+}
+
+/// How a guest's statement relates to transactions, by its first words
+/// (comments and blanks skipped), as SQLite reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `BEGIN ...`.
+    Begin,
+    /// `COMMIT ...` or `END ...`.
+    Commit,
+    /// `ROLLBACK [TRANSACTION]` (not `ROLLBACK TO`, a savepoint's).
+    Rollback,
+    /// `INSERT`, `REPLACE`, `UPDATE` or `DELETE`: writes that can join a
+    /// group outside a transaction.
+    Write,
+    /// `WITH ...`: a write or a read, as SQLite says once it is prepared.
+    With,
+    /// Anything else (reads, DDL, pragmas, savepoints...).
+    Other,
+}
+
+/// The kind of `statement`.
+pub(super) fn classify(statement: &str) -> Kind {
+    let mut words = Words(statement);
+    let Some(first) = words.next() else {
+        return Kind::Other;
+    };
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    if is(first, "begin") {
+        Kind::Begin
+    } else if is(first, "commit") || is(first, "end") {
+        Kind::Commit
+    } else if is(first, "rollback") {
+        let mut next = words.next();
+        if next.is_some_and(|w| is(w, "transaction")) {
+            next = words.next();
+        }
+        if next.is_some_and(|w| is(w, "to")) {
+            Kind::Other
+        } else {
+            Kind::Rollback
+        }
+    } else if is(first, "with") {
+        Kind::With
+    } else if ["insert", "replace", "update", "delete"]
+        .iter()
+        .any(|k| is(first, k))
+    {
+        Kind::Write
+    } else {
+        Kind::Other
+    }
+}
+
+/// The words of SQL text, skipping blanks, comments and punctuation.
+struct Words<'a>(&'a str);
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let s = self.0.trim_start_matches(|c: char| {
+                c.is_whitespace() || (!c.is_alphanumeric() && c != '_' && c != '-' && c != '/')
+            });
+            if let Some(rest) = s.strip_prefix("--") {
+                self.0 = rest.find('\n').map_or("", |i| &rest[i..]);
+            } else if let Some(rest) = s.strip_prefix("/*") {
+                self.0 = rest.find("*/").map_or("", |i| &rest[i + 2..]);
+            } else if s.starts_with(['-', '/']) {
+                self.0 = &s[1..];
+            } else {
+                let end = s
+                    .find(|c: char| !c.is_alphanumeric() && c != '_')
+                    .unwrap_or(s.len());
+                if end == 0 {
+                    return None;
+                }
+                self.0 = &s[end..];
+                return Some(&s[..end]);
+            }
+        }
     }
 }
