@@ -21,6 +21,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use event_store::Param;
+use event_store::hll::{SPARSE_LIMIT, STANDARD_ERROR};
+use event_store::rollup::{self, Rollups, Selection};
 use event_store::statements::{self, EVENT_COLUMNS, insert_events};
 
 use crate::client::Client;
@@ -33,9 +36,10 @@ const WRITE_KEY: &str = "dev-write-key";
 /// `spin.toml`'s default read token (for source `dev`).
 const READ_TOKEN: &str = "dev-read-token";
 
-/// The query function's `counts` statement without `group_by` or `event`
+/// The counts statement over every event without `group_by` or `event`
 /// (`?1` source, `?2` bucket width, `?3`/`?4` the window), from the
-/// event store the function uses.
+/// event store the function uses: what the query function ran before
+/// rollups, and the benchmark's reference answer.
 fn counts_sql() -> String {
     statements::counts(statements::NO_GROUP, None)
 }
@@ -158,8 +162,14 @@ pub struct QueryCase {
     pub requests: usize,
     /// Through `trib` and the query function, one keep-alive connection.
     pub trib: Latency,
-    /// The same statement in rusqlite (fresh connection each, as trib).
+    /// The same rollup statements and merge in rusqlite (fresh
+    /// connection each, as trib).
     pub native: Latency,
+    /// One run of the scan of every event in the window ([`counts_sql`],
+    /// what the function ran before rollups; the answer checked against),
+    /// milliseconds.
+    #[serde(default)]
+    pub scan_ms: Option<f64>,
 }
 
 /// Query latency over a seeded database.
@@ -571,10 +581,32 @@ fn native_ingest(
     Ok((events, events as f64 / in_sqlite.as_secs_f64()))
 }
 
-/// Query latency: seeds `events` events natively, then times
-/// `GET /api/counts?bucket=hour` over 30 days and over the last day through
-/// `trib`, and the same statement natively.
-pub fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Query> {
+/// Query latency for each size in `sizes` (a fresh database each): see
+/// [`query`]. Cases of every size but the first name their size, so the
+/// table shows the cost growing with buckets, not events.
+pub fn queries(tools: &Tools, sizes: &[u64], requests: usize) -> anyhow::Result<Query> {
+    let mut all: Option<Query> = None;
+    for (i, &events) in sizes.iter().enumerate() {
+        let mut q = query(tools, events, requests)?;
+        if i > 0 {
+            for case in &mut q.cases {
+                case.window = format!("{}, {events} events seeded", case.window);
+            }
+        }
+        match &mut all {
+            None => all = Some(q),
+            Some(all) => all.cases.extend(q.cases),
+        }
+    }
+    all.context("no query sizes")
+}
+
+/// Query latency: seeds `events` events natively (rollups too, with the
+/// functions' code), then times `GET /api/counts?bucket=hour` over 30 days
+/// and over the last day through `trib`, and the same rollup statements
+/// natively; checks trib's answer against a scan of the events (counts
+/// exactly, unique users within the sketch's error).
+fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Query> {
     if events == 0 || requests == 0 {
         bail!("query needs at least one event and one request");
     }
@@ -617,33 +649,28 @@ pub fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Quer
 
     let mut cases = Vec::new();
     for ((window, from, to), (path, (trib, answer))) in windows.into_iter().zip(through_trib) {
-        let (native, rows) = time_native_counts(&database, from, to, requests)?;
-        let native_answer = (
-            rows.len() as u64,
-            rows.iter().map(|r| r.1).sum::<i64>() as u64,
-        );
-        if answer != native_answer {
-            bail!(
-                "{path}: trib answered {} buckets with {} events, rusqlite {} with {}",
-                answer.0,
-                answer.1,
-                native_answer.0,
-                native_answer.1
-            );
+        let (native, native_answer) = time_native_counts(&database, from, to, requests)?;
+        if native_answer != answer {
+            bail!("{path}: trib and the same rollup statements natively answered differently");
         }
+        let started = Instant::now();
+        let scanned = scan_counts(&database, from, to)?;
+        let scan_ms = started.elapsed().as_secs_f64() * 1e3;
+        check_answer(&path, &answer, &scanned)?;
         let label = "query counts";
         eprintln!(
-            "{label:>26} {window}: trib p50 {:.1} ms p90 {:.1} ms max {:.1} ms; native p50 {:.1} ms",
+            "{label:>26} {window} ({events} seeded): trib p50 {:.1} ms p90 {:.1} ms max {:.1} ms; native p50 {:.1} ms; scan {scan_ms:.0} ms",
             trib.p50_ms, trib.p90_ms, trib.max_ms, native.p50_ms
         );
         cases.push(QueryCase {
             window,
             path,
-            events: answer.1,
-            buckets: answer.0,
+            events: answer.iter().map(|b| b.1).sum(),
+            buckets: answer.len() as u64,
             requests,
             trib,
             native,
+            scan_ms: Some(scan_ms),
         });
     }
     Ok(Query {
@@ -658,16 +685,16 @@ pub fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Quer
 const WARMUPS: usize = 2;
 
 /// Times `requests` sequential `GET path` after the warm-ups; returns the
-/// latency and the answer's (buckets, events).
+/// latency and the answer's buckets.
 async fn time_counts(
     addr: SocketAddr,
     auth: &HeaderValue,
     path: &str,
     requests: usize,
-) -> anyhow::Result<(Latency, (u64, u64))> {
+) -> anyhow::Result<(Latency, Vec<AnswerBucket>)> {
     let mut client = Client::new(addr)?;
     let mut times = Vec::with_capacity(requests);
-    let mut answer = (0, 0);
+    let mut answer = Vec::new();
     for i in 0..WARMUPS + requests {
         let started = Instant::now();
         let (status, body) = client.send(Method::GET, path, auth, Bytes::new()).await?;
@@ -685,55 +712,191 @@ async fn time_counts(
     Ok((latency(times), answer))
 }
 
-/// (buckets, total count) of a `/api/counts` answer.
-fn counts_answer(body: &[u8]) -> anyhow::Result<(u64, u64)> {
+/// One bucket of a counts answer: start, events, unique users.
+type AnswerBucket = (i64, u64, u64);
+
+/// The buckets of a `/api/counts` answer.
+fn counts_answer(body: &[u8]) -> anyhow::Result<Vec<AnswerBucket>> {
     let json: Value = serde_json::from_slice(body).context("the answer is not JSON")?;
     let buckets = json
         .get("buckets")
         .and_then(Value::as_array)
         .context("the answer has no buckets array")?;
-    let mut total = 0;
-    for bucket in buckets {
-        total += bucket
-            .get("count")
-            .and_then(Value::as_u64)
-            .context("a bucket without a count")?;
-    }
-    Ok((buckets.len() as u64, total))
+    buckets
+        .iter()
+        .map(|bucket| {
+            let field = |name: &str| bucket.get(name).context("a bucket without {name}");
+            Ok((
+                field("start")?.as_i64().context("start is not a number")?,
+                field("count")?.as_u64().context("count is not a count")?,
+                field("unique_users")?
+                    .as_u64()
+                    .context("unique_users is not a count")?,
+            ))
+        })
+        .collect()
 }
 
-/// One row of [`counts_sql`]: bucket start, events, unique users.
-type CountsRow = (i64, i64, i64);
+/// Fails unless `answer` is the scan's: the same buckets with the same
+/// counts, and unique users exact up to the sketch's exact limit and
+/// within 5 standard errors past it.
+fn check_answer(
+    path: &str,
+    answer: &[AnswerBucket],
+    scanned: &[AnswerBucket],
+) -> anyhow::Result<()> {
+    if answer.len() != scanned.len() {
+        bail!(
+            "{path}: trib answered {} buckets, the scan {}",
+            answer.len(),
+            scanned.len()
+        );
+    }
+    for (&(start, count, users), &(s_start, s_count, s_users)) in answer.iter().zip(scanned) {
+        if (start, count) != (s_start, s_count) {
+            bail!(
+                "{path}: trib's bucket {start} has {count} events, the scan's {s_start} {s_count}"
+            );
+        }
+        let error = (users as f64 - s_users as f64).abs() / (s_users.max(1) as f64);
+        let exact = s_users as usize <= SPARSE_LIMIT;
+        if (exact && users != s_users) || error > 5.0 * STANDARD_ERROR {
+            bail!(
+                "{path}: bucket {start}: {users} unique users from rollups, {s_users} by the scan"
+            );
+        }
+    }
+    Ok(())
+}
 
-/// Runs [`counts_sql`] the way the query function does (fresh connection,
-/// every row collected); returns the latency and the last run's rows.
+/// The scan of every event in the window ([`counts_sql`], hour buckets).
+fn scan_counts(database: &Path, from: i64, to: i64) -> anyhow::Result<Vec<AnswerBucket>> {
+    let conn = open(database)?;
+    let mut stmt = conn.prepare(&counts_sql())?;
+    let rows = stmt
+        .query_map(params![SOURCE, HOUR_MS, from, to], |row| {
+            Ok((row.get(0)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// A statement parameter as rusqlite binds it.
+fn sql_value(p: Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match p {
+        Param::Int(i) => V::Integer(i),
+        Param::Real(f) => V::Real(f),
+        Param::Text(s) => V::Text(s),
+        Param::Blob(b) => V::Blob(b),
+        Param::Null => V::Null,
+    }
+}
+
+/// The query function's rollup path natively (the same plan, statements
+/// and merge, from `event_store::rollup`): hour buckets over the window.
+fn native_counts(conn: &Connection, from: i64, to: i64) -> anyhow::Result<Vec<AnswerBucket>> {
+    let plan = rollup::plan(HOUR_MS, from, to).context("rollups cannot answer the window")?;
+    let mut counts = rollup::Counts::new(HOUR_MS, Selection::All);
+    if !plan.rollups.is_empty() {
+        let (sql, params) = rollup::select_rollups(&plan, SOURCE, &Selection::All);
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.into_iter().map(sql_value),
+        ))?;
+        while let Some(row) = rows.next()? {
+            counts
+                .add_rollup(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get_ref(4)?.as_blob()?,
+                )
+                .map_err(anyhow::Error::msg)?;
+        }
+    }
+    if !plan.raw.is_empty() {
+        let (sql, params) = rollup::select_raw(&plan, SOURCE, &Selection::All);
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.into_iter().map(sql_value),
+        ))?;
+        while let Some(row) = rows.next()? {
+            let user: Option<String> = row.get(2)?;
+            counts.add_event(row.get(0)?, row.get(1)?, user.as_deref());
+        }
+    }
+    Ok(counts
+        .buckets()
+        .into_iter()
+        .map(|b| (b.start, b.count as u64, b.unique_users))
+        .collect())
+}
+
+/// Runs [`native_counts`] the way the query function does (fresh
+/// connection, every row collected); returns the latency and the last
+/// run's answer.
 fn time_native_counts(
     database: &Path,
     from: i64,
     to: i64,
     requests: usize,
-) -> anyhow::Result<(Latency, Vec<CountsRow>)> {
-    let sql = counts_sql();
+) -> anyhow::Result<(Latency, Vec<AnswerBucket>)> {
     let mut times = Vec::with_capacity(requests);
-    let mut rows = Vec::new();
+    let mut answer = Vec::new();
     for i in 0..WARMUPS + requests {
         let started = Instant::now();
         let conn = open(database)?;
-        let mut stmt = conn.prepare(&sql)?;
-        rows = stmt
-            .query_map(params![SOURCE, HOUR_MS, from, to], |row| {
-                Ok((row.get(0)?, row.get(2)?, row.get(3)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        answer = native_counts(&conn, from, to)?;
         if i >= WARMUPS {
             times.push(started.elapsed().as_secs_f64() * 1e3);
         }
     }
-    Ok((latency(times), rows))
+    Ok((latency(times), answer))
+}
+
+/// The ingest function's rollup write (`Db::add_rollups` on SQLite)
+/// natively, with the same statements: reads the rows' sketches, merges,
+/// writes counts and sketches.
+fn add_rollups(conn: &Connection, rollups: &mut Rollups) -> anyhow::Result<()> {
+    let mut stored = Vec::new();
+    for keys in rollups.key_chunks() {
+        let (sql, params) = rollup::select_stored(&keys);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.into_iter().map(sql_value),
+        ))?;
+        while let Some(row) = rows.next()? {
+            stored.push(
+                rollup::stored_row(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get_ref(5)?.as_blob()?,
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+        }
+    }
+    for (key, sketch) in &stored {
+        rollups.merge_stored(key, sketch);
+    }
+    for rows in rollups.row_chunks() {
+        let (sql, params) = rollup::upsert(&rows);
+        conn.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(
+                params.into_iter().map(sql_value),
+            ))?;
+    }
+    Ok(())
 }
 
 /// Seeds `events` events for source `dev` over [`DAYS`] days in time order,
-/// in large transactions, into a database the function has migrated.
+/// in large transactions, into a database the function has migrated; each
+/// transaction adds its new events to the rollups as ingest does.
 fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
     let mut conn = open(path)?;
     // Only the seeding connection: trib's own connections keep the defaults.
@@ -742,13 +905,14 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
     let mut n = 0;
     while n < events {
         let tx = conn.transaction()?;
+        let mut rollups = Rollups::new();
         {
             let mut insert = tx.prepare_cached(&insert_events(1))?;
             for i in n..(n + SEED_TRANSACTION).min(events) {
                 let offset = (i as u128 * span / events as u128) as i64 + (mix(i) % 60_000) as i64;
                 let timestamp_ms = START_MS + offset.min(DAYS * DAY_MS - 1);
                 let e = Event::new(format!("seed-{i}"), i, timestamp_ms);
-                insert.execute(params![
+                let new = insert.execute(params![
                     SOURCE,
                     e.message_id,
                     "track",
@@ -760,8 +924,12 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
                     e.properties.to_string(),
                     e.message().to_string()
                 ])?;
+                if new == 1 {
+                    rollups.add(SOURCE, Some(e.name), Some(&e.user_id), e.timestamp_ms);
+                }
             }
         }
+        add_rollups(&tx, &mut rollups)?;
         tx.commit()
             .with_context(|| format!("seeding {}", path.display()))?;
         n += SEED_TRANSACTION;
@@ -951,10 +1119,16 @@ mod tests {
     }
 
     #[test]
-    fn counts_answers_are_summed() {
+    fn counts_answers_are_read_and_checked() {
         let body = br#"{"bucket_ms":3600000,"buckets":[{"start":0,"group":null,"count":3,"unique_users":2},{"start":3600000,"group":null,"count":4,"unique_users":1}]}"#;
-        assert_eq!(counts_answer(body).ok(), Some((2, 7)));
+        let answer = counts_answer(body).expect("an answer");
+        assert_eq!(answer, vec![(0, 3, 2), (HOUR_MS, 4, 1)]);
         assert!(counts_answer(b"{}").is_err());
+        assert!(check_answer("p", &answer, &answer).is_ok());
+        assert!(check_answer("p", &answer, &[(0, 3, 2), (HOUR_MS, 5, 1)]).is_err());
+        assert!(check_answer("p", &answer, &[(0, 3, 1), (HOUR_MS, 4, 1)]).is_err());
+        assert!(check_answer("p", &[(0, 1000, 1010)], &[(0, 1000, 1000)]).is_ok());
+        assert!(check_answer("p", &[(0, 1000, 1100)], &[(0, 1000, 1000)]).is_err());
     }
 
     #[test]
@@ -971,9 +1145,16 @@ mod tests {
         drop(conn);
         seed(&db, 1_000)?;
         assert_eq!(count_events(&db)?, 1_000);
-        let (_, rows) = time_native_counts(&db, START_MS, START_MS + DAYS * DAY_MS, 1)?;
-        assert_eq!(rows.iter().map(|r| r.1).sum::<i64>(), 1_000);
-        assert_eq!(rows.len(), (DAYS * 24) as usize);
+        let (from, to) = (START_MS, START_MS + DAYS * DAY_MS);
+        let (_, answer) = time_native_counts(&db, from, to, 1)?;
+        assert_eq!(answer.iter().map(|r| r.1).sum::<u64>(), 1_000);
+        assert_eq!(answer.len(), (DAYS * 24) as usize);
+        // The rollups the seeding filled answer as the scan does, for the
+        // whole month and for a window cut inside minutes.
+        check_answer("month", &answer, &scan_counts(&db, from, to)?)?;
+        let (from, to) = (START_MS + 90_001, START_MS + 5 * DAY_MS - 61_001);
+        let cut = native_counts(&open(&db)?, from, to)?;
+        check_answer("cut", &cut, &scan_counts(&db, from, to)?)?;
         let copy = dir.path().join("copy.db");
         copy_database(&db, &copy)?;
         assert_eq!(count_events(&copy)?, 1_000);
