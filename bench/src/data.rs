@@ -134,6 +134,30 @@ pub struct Ingest {
     /// `events_per_sec / plain_events_per_sec`: what the chain
     /// (redact, enrich, validate) costs.
     pub chain_over_plain: f64,
+    /// The native ingest server (`native-ingest`: hyper and rusqlite, the
+    /// same parsing, validation and statements, group commit) under the
+    /// same load: what a user might run instead of trib.
+    #[serde(default)]
+    pub server: Option<ServerIngest>,
+}
+
+/// One load run against the native ingest server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerIngest {
+    /// Events acknowledged as stored (checked against its database).
+    pub events: u64,
+    /// `events / seconds` (wall clock).
+    pub events_per_sec: f64,
+    /// Median time of one batch request, milliseconds.
+    pub batch_p50_ms: f64,
+    /// 99th percentile time of one batch request, milliseconds.
+    pub batch_p99_ms: f64,
+    /// Requests that failed or did not store their whole batch.
+    pub errors: u64,
+    /// trib through the chain over the server.
+    pub chain_over_server: f64,
+    /// trib without transforms (what the server does) over the server.
+    pub plain_over_server: f64,
 }
 
 /// Latency of one request kind, milliseconds.
@@ -275,7 +299,15 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
     copy_database(&app.database(), &native_db)?;
     let native_relaxed_db = native_dir.path().join("native-relaxed.db");
     copy_database(&app.database(), &native_relaxed_db)?;
-    let chain = trib_ingest(&app, &server, options, max_batches, "trib ingest (chain)")?;
+    let server_db = native_dir.path().join("native-server.db");
+    copy_database(&app.database(), &server_db)?;
+    let chain = trib_ingest(
+        &app.database(),
+        &server,
+        options,
+        max_batches,
+        "trib ingest (chain)",
+    )?;
     drop(server);
     let plain_app = DataApp::without_transforms(&tools.root)?;
     let plain_server = plain_app.start(tools, cache.path())?;
@@ -283,13 +315,24 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
         .block_on(post_empty_batch(plain_server.addr, &auth))
         .context("ingest warm-up (no transforms)")?;
     let plain = trib_ingest(
-        &plain_app,
+        &plain_app.database(),
         &plain_server,
         options,
         max_batches,
         "trib ingest (no transforms)",
     )?;
     drop(plain_server);
+    let native_server = start_native_ingest(tools, &server_db)?;
+    let served = trib_ingest(
+        &server_db,
+        &native_server,
+        options,
+        max_batches,
+        "native ingest server",
+    )?;
+    drop(native_server);
+    // The server stores what ingest stores without transforms.
+    same_rows(&plain_app.database(), &server_db, "ingest-0-0")?;
     let TribIngest {
         events,
         seconds,
@@ -298,6 +341,16 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
     } = chain;
     let events_per_sec = events as f64 / seconds;
     let plain_events_per_sec = plain.events as f64 / plain.seconds;
+    let server_events_per_sec = served.events as f64 / served.seconds;
+    let server = ServerIngest {
+        events: served.events,
+        events_per_sec: server_events_per_sec,
+        batch_p50_ms: percentile(&served.latencies, 0.5),
+        batch_p99_ms: percentile(&served.latencies, 0.99),
+        errors: served.errors,
+        chain_over_server: events_per_sec / server_events_per_sec,
+        plain_over_server: plain_events_per_sec / server_events_per_sec,
+    };
 
     let (native_events, native_events_per_sec) =
         native_ingest(&native_db, options, max_batches, false)?;
@@ -328,7 +381,26 @@ pub fn ingest(tools: &Tools, options: IngestOptions) -> anyhow::Result<Ingest> {
         native_relaxed_events_per_sec,
         plain_events_per_sec,
         chain_over_plain: events_per_sec / plain_events_per_sec,
+        server: Some(server),
     })
+}
+
+/// Starts the native ingest server (`native-ingest`, built beside
+/// `native-hello`) on `database`, with the manifest's default write key.
+fn start_native_ingest(tools: &Tools, database: &Path) -> anyhow::Result<Server> {
+    let binary = tools.native.with_file_name("native-ingest");
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it with cargo build -p bench --bin native-ingest",
+            binary.display()
+        );
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", peers::free_port()?).parse()?;
+    let mut c = Command::new(binary);
+    c.arg(addr.to_string())
+        .arg(database)
+        .arg(format!("{WRITE_KEY}={SOURCE}"));
+    peers::start(c, addr, "/.well-known/spin/health").context("cannot start native-ingest")
 }
 
 /// One timed run of `clients` posting batches to `server`.
@@ -340,10 +412,10 @@ struct TribIngest {
     latencies: Vec<f64>,
 }
 
-/// Posts batches to `server` for `options.duration`, then checks that the
-/// database holds every acknowledged event.
+/// Posts batches to `server` for `options.duration`, then checks that its
+/// `database` holds every acknowledged event.
 fn trib_ingest(
-    app: &DataApp,
+    database: &Path,
     server: &Server,
     options: IngestOptions,
     max_batches: u64,
@@ -382,10 +454,10 @@ fn trib_ingest(
     if events == 0 {
         bail!("ingest stored no events");
     }
-    let stored = count_events(&app.database())?;
+    let stored = count_events(database)?;
     if stored != events {
         bail!(
-            "trib acknowledged {events} events but its database holds {stored} for source {SOURCE} ({errors} requests failed)"
+            "{label} acknowledged {events} events but its database holds {stored} for source {SOURCE} ({errors} requests failed)"
         );
     }
     let mut latencies: Vec<f64> = stats

@@ -218,6 +218,8 @@ fn prepare(
             "bench",
             "--bin",
             "native-hello",
+            "--bin",
+            "native-ingest",
         ])
         .current_dir(root))?;
     let guests = root.join("tests/guests");

@@ -341,6 +341,17 @@ fn ingest_markdown(out: &mut String, i: &Ingest) {
             i.batch_size, i.clients
         ),
     );
+    let server = i.server.as_ref().map(|s| {
+        vec![
+            "native ingest server (hyper + rusqlite: same parsing, validation and statements, WAL, synchronous=FULL, group commit)"
+                .to_owned(),
+            s.events.to_string(),
+            format!("{:.0}", s.events_per_sec),
+            format!("{:.1}", s.batch_p50_ms),
+            format!("{:.1}", s.batch_p99_ms),
+            s.errors.to_string(),
+        ]
+    });
     table(
         out,
         &[
@@ -366,6 +377,10 @@ fn ingest_markdown(out: &mut String, i: &Ingest) {
                 String::new(),
                 i.plain_events_per_sec,
             ),
+        ]
+        .into_iter()
+        .chain(server)
+        .chain([
             plain(
                 "native rusqlite (same inserts, SQLite time)",
                 i.native_events.to_string(),
@@ -376,8 +391,15 @@ fn ingest_markdown(out: &mut String, i: &Ingest) {
                 String::new(),
                 i.native_relaxed_events_per_sec,
             ),
-        ],
+        ]),
     );
+    if let Some(s) = &i.server {
+        let _ = writeln!(
+            out,
+            "\ntrib / native ingest server: {:.2}× through the chain, {:.2}× without transforms (the server runs none).",
+            s.chain_over_server, s.plain_over_server,
+        );
+    }
     let _ = writeln!(
         out,
         "\nChain / no transforms: {:.2}×. trib (no transforms, the same inserts) / native: {:.2}×. Aims: ≥ {:.0} events/s ({}), ≥ {:.1}× native ({}).",
@@ -485,7 +507,10 @@ mod tests {
                 "events_per_sec": 21377.2, "batch_p50_ms": 18.31, "batch_p99_ms": 26.64,
                 "errors": 1, "native_events": 379700, "native_events_per_sec": 87480.4,
                 "wasm_over_native": 0.26, "native_relaxed_events_per_sec": 112585.0,
-                "plain_events_per_sec": 122783.0, "chain_over_plain": 0.94},
+                "plain_events_per_sec": 122783.0, "chain_over_plain": 0.94,
+                "server": {"events": 300000, "events_per_sec": 60000.4, "batch_p50_ms": 6.01,
+                    "batch_p99_ms": 9.96, "errors": 0, "chain_over_server": 0.36,
+                    "plain_over_server": 2.05}},
             "query": {"events": 1000000, "seed_seconds": 12.0, "database_mib": 369.4,
                 "cases": [
                     {"window": "30 days", "path": "/api/counts", "events": 1000000,
@@ -565,8 +590,11 @@ Per loaded idle component: 614 KiB. Touching all 100 cold: 950 ms.
 |---|---:|---:|---:|---:|---:|
 | trib (ingest function, SQLite, chain redact → enrich → filter → validate) | 107300 | 21377 | 18.3 | 26.6 | 1 |
 | trib, every slot a pass-through filter (no transforms) | | 122783 | | | |
+| native ingest server (hyper + rusqlite: same parsing, validation and statements, WAL, synchronous=FULL, group commit) | 300000 | 60000 | 6.0 | 10.0 | 0 |
 | native rusqlite (same inserts, SQLite time) | 379700 | 87480 | | | |
 | native rusqlite, synchronous=NORMAL (not trib's durability) | | 112585 | | | |
+
+trib / native ingest server: 0.36× through the chain, 2.05× without transforms (the server runs none).
 
 Chain / no transforms: 0.94×. trib (no transforms, the same inserts) / native: 0.26×. Aims: ≥ 100000 events/s (met), ≥ 0.5× native (not met).
 
