@@ -128,15 +128,16 @@ impl ComponentInstances {
         template: InstanceTemplate,
         policy: InstancePolicy,
     ) -> ComponentHandler {
+        let metrics = ComponentMetrics::new(template.component.clone());
         ProxyHandler::new(Self {
+            spares: Arc::new(Spares::new(policy.spare_instances, metrics.clone())),
             maker: Arc::new(InstanceMaker {
                 engine,
                 pre,
-                metrics: ComponentMetrics::new(template.component.clone()),
+                metrics,
                 template,
                 instances_created: AtomicU64::new(0),
             }),
-            spares: Arc::new(Spares::new(policy.spare_instances)),
             policy,
         })
     }
@@ -246,11 +247,13 @@ struct Spares {
     taken: AtomicU64,
     /// Whether an idle sweeper is running.
     sweeping: AtomicBool,
+    metrics: ComponentMetrics,
 }
 
 impl Spares {
-    fn new(target: usize) -> Self {
+    fn new(target: usize, metrics: ComponentMetrics) -> Self {
         Self {
+            metrics,
             ready: std::sync::Mutex::new(Vec::new()),
             making: AtomicUsize::new(0),
             target,
@@ -270,6 +273,7 @@ impl Spares {
         }
         let spare = self.lock().pop()?;
         SPARES_HELD.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.spares_changed(-1.0);
         self.taken.fetch_add(1, Ordering::Relaxed);
         Some(spare)
     }
@@ -306,6 +310,7 @@ impl Spares {
             match made {
                 Ok(spare) => {
                     spares.lock().push(spare);
+                    spares.metrics.spares_changed(1.0);
                     spares.making.fetch_sub(1, Ordering::AcqRel);
                     spares.sweep_when_idle();
                 }
@@ -334,6 +339,7 @@ impl Spares {
                 }
                 let idle = std::mem::take(&mut *spares.lock());
                 SPARES_HELD.fetch_sub(idle.len(), Ordering::AcqRel);
+                spares.metrics.spares_changed(-(idle.len() as f64));
                 drop(idle);
                 spares.sweeping.store(false, Ordering::Release);
                 // A spare made while this sweeper was finishing still gets
@@ -350,6 +356,7 @@ impl Drop for Spares {
     fn drop(&mut self) {
         let held = self.lock().len();
         SPARES_HELD.fetch_sub(held, Ordering::AcqRel);
+        self.metrics.spares_changed(-(held as f64));
     }
 }
 

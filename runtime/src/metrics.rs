@@ -22,6 +22,8 @@ pub const REQUEST_SECONDS: &str = "trib_request_duration_seconds";
 pub const INSTANTIATE_SECONDS: &str = "trib_instantiation_duration_seconds";
 /// Instances alive now, by component.
 pub const INSTANCES_ACTIVE: &str = "trib_instances_active";
+/// Spare instances ready now (made ahead of demand), by component.
+pub const SPARE_INSTANCES: &str = "trib_spare_instances";
 /// Requests waiting for capacity now (all components).
 pub const QUEUED: &str = "trib_queued_requests";
 /// Pool slots held by requests now.
@@ -154,6 +156,7 @@ struct ComponentHandles {
     request_seconds: OnceLock<Histogram>,
     instantiate_seconds: OnceLock<Histogram>,
     instances_active: OnceLock<Gauge>,
+    spares: OnceLock<Gauge>,
     requests: [OnceLock<Counter>; COMMON_STATUSES.len()],
 }
 
@@ -166,6 +169,7 @@ impl ComponentMetrics {
             request_seconds: OnceLock::new(),
             instantiate_seconds: OnceLock::new(),
             instances_active: OnceLock::new(),
+            spares: OnceLock::new(),
             requests: Default::default(),
         }))
     }
@@ -205,6 +209,14 @@ impl ComponentMetrics {
     /// Records one more live instance (a spare counts once it serves).
     pub fn instance_active(&self) {
         self.active().increment(1.0);
+    }
+
+    /// Records a change in the number of ready spare instances.
+    pub fn spares_changed(&self, by: f64) {
+        self.0
+            .spares
+            .get_or_init(|| gauge!(SPARE_INSTANCES, "component" => self.label()))
+            .increment(by);
     }
 
     /// Records one live instance fewer.
