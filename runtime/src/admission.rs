@@ -32,12 +32,23 @@ impl Default for QueueSettings {
 }
 
 /// The shared pool of request slots and the queue in front of it.
-#[derive(Debug)]
 pub struct Admission {
     pool: Arc<Semaphore>,
     capacity: usize,
     queued: AtomicUsize,
     settings: QueueSettings,
+    /// `trib_pool_slots_in_use`, registered once: every request moves it.
+    in_use: metrics::Gauge,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("capacity", &self.capacity)
+            .field("queued", &self.queued)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a request was not admitted.
@@ -62,15 +73,21 @@ impl Rejected {
 }
 
 /// Capacity held by one request until its response is finished.
-#[derive(Debug)]
 pub struct Admitted {
     _pool: OwnedSemaphorePermit,
     _component: Option<OwnedSemaphorePermit>,
+    in_use: metrics::Gauge,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted").finish_non_exhaustive()
+    }
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        metrics::gauge!(crate::metrics::POOL_IN_USE).decrement(1.0);
+        self.in_use.decrement(1.0);
     }
 }
 
@@ -83,6 +100,7 @@ impl Admission {
             capacity,
             queued: AtomicUsize::new(0),
             settings,
+            in_use: metrics::gauge!(crate::metrics::POOL_IN_USE),
         }
     }
 
@@ -146,10 +164,11 @@ impl Admission {
         pool: OwnedSemaphorePermit,
         component: Option<OwnedSemaphorePermit>,
     ) -> Admitted {
-        metrics::gauge!(crate::metrics::POOL_IN_USE).increment(1.0);
+        self.in_use.increment(1.0);
         Admitted {
             _pool: pool,
             _component: component,
+            in_use: self.in_use.clone(),
         }
     }
 }

@@ -383,6 +383,10 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         &settings.runtime_config,
         |id| components.get(id).and_then(|s| s.concurrency().cloned()),
     )?;
+    // Spares may use half of the pool's headroom (see `build_engine`).
+    crate::instances::set_spare_budget(
+        crate::engine::pool_headroom(settings.engine.max_instances) as usize / 2,
+    );
     let admission = Admission::new(
         settings.engine.max_instances as usize,
         settings.queue.clone(),

@@ -89,8 +89,8 @@ pub struct Finish {
     /// Marks the request abandoned if the body is dropped before its end
     /// (the client went away).
     pub delivery: Delivery,
-    /// The component, for metrics.
-    pub component: String,
+    /// Where the request is recorded.
+    pub metrics: crate::metrics::ComponentMetrics,
     /// The status sent.
     pub status: u16,
     /// When routing started.
@@ -99,7 +99,8 @@ pub struct Finish {
 
 impl Finish {
     fn record(self) {
-        crate::metrics::request_done(&self.component, self.status, self.started.elapsed());
+        self.metrics
+            .request_done(self.status, self.started.elapsed());
     }
 }
 

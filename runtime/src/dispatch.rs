@@ -35,9 +35,9 @@ pub async fn invoke(
     outcome: Arc<RequestOutcome>,
     started: Instant,
 ) -> Response<ResponseBody> {
-    let path = req.uri().path().to_owned();
     let done = |status: StatusCode, body: &'static str| {
-        crate::metrics::request_done(component, status.as_u16(), started.elapsed());
+        slot.metrics()
+            .request_done(status.as_u16(), started.elapsed());
         text(status, body)
     };
     match app.admission().admit(slot.concurrency()).await {
@@ -72,6 +72,8 @@ pub async fn invoke(
         }
     };
     let handle_started = Instant::now();
+    // Kept for the log line of a failed request; the request moves on.
+    let path = failed_path(&req);
     // If this future is dropped while the guest works (the client went
     // away), the guest is stopped: nobody is left to answer.
     let mut delivery = Delivery::new(outcome.clone());
@@ -119,7 +121,7 @@ pub async fn invoke(
             );
         }
         Err(e) => {
-            tracing::error!(component, path = %path, "request failed: {e:#}");
+            tracing::error!(component, path = %path.path(), "request failed: {e:#}");
             return done(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
@@ -133,7 +135,7 @@ pub async fn invoke(
     let finish = Finish {
         guards: Box::new((in_flight, ready)),
         delivery,
-        component: component.to_owned(),
+        metrics: slot.metrics().clone(),
         status,
         started,
     };
@@ -142,6 +144,12 @@ pub async fn invoke(
             .map_err(|e| Box::new(e) as BoxError)
             .boxed_unsync()
     })
+}
+
+/// The path to name in the log if the request fails (most do not, and
+/// an `http::Uri` clone shares its bytes).
+fn failed_path(req: &wasmtime_wasi_http::handler::Request) -> http::Uri {
+    req.uri().clone()
 }
 
 fn too_large(

@@ -21,11 +21,12 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    ExpirationError, HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept,
+    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ProxyPre, ShouldAccept,
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 
 use crate::host::{HostState, InstanceTemplate};
+use crate::metrics::ComponentMetrics;
 use crate::outcome::{InstanceRequests, RequestOutcome};
 
 /// How `ProxyHandler` words the error of a worker it stopped at the deadline.
@@ -93,6 +94,8 @@ pub struct InstancePolicy {
     pub idle_timeout: Duration,
     /// Wall-clock limit for producing a response.
     pub request_timeout: Option<Duration>,
+    /// Instances made ahead of demand and kept ready (0: made on demand).
+    pub spare_instances: usize,
 }
 
 impl Default for InstancePolicy {
@@ -102,6 +105,7 @@ impl Default for InstancePolicy {
             max_concurrent_per_instance: 1,
             idle_timeout: Duration::from_secs(1),
             request_timeout: None,
+            spare_instances: 0,
         }
     }
 }
@@ -111,11 +115,9 @@ pub type ComponentHandler = ProxyHandler<ComponentInstances>;
 
 /// Everything needed to make instances of one component.
 pub struct ComponentInstances {
-    engine: Engine,
-    pre: ProxyPre<HostState>,
-    template: InstanceTemplate,
+    maker: Arc<InstanceMaker>,
+    spares: Arc<Spares>,
     policy: InstancePolicy,
-    instances_created: AtomicU64,
 }
 
 impl ComponentInstances {
@@ -126,23 +128,28 @@ impl ComponentInstances {
         template: InstanceTemplate,
         policy: InstancePolicy,
     ) -> ComponentHandler {
+        let metrics = ComponentMetrics::new(template.component.clone());
         ProxyHandler::new(Self {
-            engine,
-            pre,
-            template,
+            spares: Arc::new(Spares::new(policy.spare_instances, metrics.clone())),
+            maker: Arc::new(InstanceMaker {
+                engine,
+                pre,
+                metrics,
+                template,
+                instances_created: AtomicU64::new(0),
+            }),
             policy,
-            instances_created: AtomicU64::new(0),
         })
     }
 
     /// The component ID.
     pub fn component(&self) -> &str {
-        &self.template.component
+        &self.maker.template.component
     }
 
-    /// Instances created so far.
+    /// Instances created so far (spares included).
     pub fn instances_created(&self) -> u64 {
-        self.instances_created.load(Ordering::Relaxed)
+        self.maker.instances_created.load(Ordering::Relaxed)
     }
 }
 
@@ -152,17 +159,16 @@ impl HandlerState for ComponentInstances {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
-        let started = Instant::now();
-        let mut store = Store::new(&self.engine, self.template.state());
-        store.limiter(|state| &mut state.limits);
-        // Yield to the async runtime on every epoch tick so a busy guest
-        // cannot starve other requests on its worker thread.
+        let (mut store, proxy) = match self.spares.take() {
+            Some(spare) => spare,
+            None => self.maker.make().await?,
+        };
+        // The next request's instance is made now, while this one runs.
+        self.spares.replenish(&self.maker);
+        // Counted from now, not from when a spare was made.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        let proxy = self.pre.instantiate_async(&mut store).await?;
-        self.instances_created.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(1, Ordering::AcqRel);
-        crate::metrics::instance_started(&self.template.component, started.elapsed());
+        self.maker.metrics.instance_active();
         let requests = store.data().limits.outcomes.clone();
         Ok(Instance {
             store,
@@ -175,10 +181,182 @@ impl HandlerState for ComponentInstances {
                 requests,
             },
             state: Worker {
-                component: self.template.component.clone(),
+                metrics: self.maker.metrics.clone(),
                 policy: self.policy.clone(),
             },
         })
+    }
+}
+
+/// Makes the stores and instances of one component; shared with the tasks
+/// that make spares ahead of demand.
+struct InstanceMaker {
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    template: InstanceTemplate,
+    metrics: ComponentMetrics,
+    instances_created: AtomicU64,
+}
+
+impl InstanceMaker {
+    /// A new store with fresh host state and a new instance in it.
+    async fn make(&self) -> wasmtime::Result<(Store<HostState>, Proxy)> {
+        let started = Instant::now();
+        let mut store = Store::new(&self.engine, self.template.state());
+        store.limiter(|state| &mut state.limits);
+        // Yield to the async runtime on every epoch tick so a busy guest
+        // cannot starve other requests on its worker thread.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        self.instances_created.fetch_add(1, Ordering::Relaxed);
+        self.metrics.instantiated(started.elapsed());
+        Ok((store, proxy))
+    }
+}
+
+/// Spare instances of all components together may hold at most this many
+/// pool slots (set from the pool's headroom at load, so spares never starve
+/// requests of slots).
+static SPARE_BUDGET: AtomicUsize = AtomicUsize::new(0);
+/// Spares that exist now (ready or being made), all components together.
+static SPARES_HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// Lets spare instances hold up to `slots` pool slots in all.
+pub fn set_spare_budget(slots: usize) {
+    SPARE_BUDGET.store(slots, Ordering::Release);
+}
+
+/// How long a spare waits for a request before it is dropped: a component
+/// that has gone quiet gives its pool slot and memory back.
+const SPARE_IDLE: Duration = Duration::from_secs(1);
+
+/// Instances made ahead of demand, so a request finds its fresh instance
+/// ready instead of waiting for one to be made. Each spare serves exactly
+/// the one worker that takes it, as if made on demand: nothing is shared
+/// between requests. Spares are made only after a request used one (a
+/// component nobody calls has none) and dropped after [`SPARE_IDLE`].
+struct Spares {
+    /// Ready spares, the oldest first.
+    ready: std::sync::Mutex<Vec<(Store<HostState>, Proxy)>>,
+    /// Spares being made now.
+    making: AtomicUsize,
+    /// Spares to keep ready (`spare_instances`).
+    target: usize,
+    /// Takes since the idle sweeper last looked.
+    taken: AtomicU64,
+    /// Whether an idle sweeper is running.
+    sweeping: AtomicBool,
+    metrics: ComponentMetrics,
+}
+
+impl Spares {
+    fn new(target: usize, metrics: ComponentMetrics) -> Self {
+        Self {
+            metrics,
+            ready: std::sync::Mutex::new(Vec::new()),
+            making: AtomicUsize::new(0),
+            target,
+            taken: AtomicU64::new(0),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Store<HostState>, Proxy)>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A ready spare, if there is one.
+    fn take(&self) -> Option<(Store<HostState>, Proxy)> {
+        if self.target == 0 {
+            return None;
+        }
+        let spare = self.lock().pop()?;
+        SPARES_HELD.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.spares_changed(-1.0);
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Some(spare)
+    }
+
+    /// Starts making a spare if fewer than the target are ready or being
+    /// made and the budget allows one more.
+    fn replenish(self: &Arc<Self>, maker: &Arc<InstanceMaker>) {
+        if self.target == 0 {
+            return;
+        }
+        let ready = self.lock().len();
+        let claimed = self
+            .making
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |making| {
+                (ready + making < self.target).then_some(making + 1)
+            });
+        if claimed.is_err() {
+            return;
+        }
+        let budget = SPARE_BUDGET.load(Ordering::Acquire);
+        if SPARES_HELD
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < budget).then_some(held + 1)
+            })
+            .is_err()
+        {
+            self.making.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let spares = self.clone();
+        let maker = maker.clone();
+        tokio::spawn(async move {
+            let made = maker.make().await;
+            match made {
+                Ok(spare) => {
+                    spares.lock().push(spare);
+                    spares.metrics.spares_changed(1.0);
+                    spares.making.fetch_sub(1, Ordering::AcqRel);
+                    spares.sweep_when_idle();
+                }
+                Err(e) => {
+                    spares.making.fetch_sub(1, Ordering::AcqRel);
+                    SPARES_HELD.fetch_sub(1, Ordering::AcqRel);
+                    tracing::debug!(component = %maker.template.component, "spare instance not made: {e:#}");
+                }
+            }
+        });
+    }
+
+    /// Drops the ready spares once a whole [`SPARE_IDLE`] passes with none
+    /// taken (one sweeper per component at a time).
+    fn sweep_when_idle(self: &Arc<Self>) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let spares = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let before = spares.taken.load(Ordering::Relaxed);
+                tokio::time::sleep(SPARE_IDLE).await;
+                if spares.taken.load(Ordering::Relaxed) != before {
+                    continue;
+                }
+                let idle = std::mem::take(&mut *spares.lock());
+                SPARES_HELD.fetch_sub(idle.len(), Ordering::AcqRel);
+                spares.metrics.spares_changed(-(idle.len() as f64));
+                drop(idle);
+                spares.sweeping.store(false, Ordering::Release);
+                // A spare made while this sweeper was finishing still gets
+                // swept.
+                if spares.lock().is_empty() || spares.sweeping.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        let held = self.lock().len();
+        SPARES_HELD.fetch_sub(held, Ordering::AcqRel);
+        self.metrics.spares_changed(-(held as f64));
     }
 }
 
@@ -226,7 +404,7 @@ impl WorkerExpiration for Expiration {
 
 /// Per-instance bookkeeping.
 pub struct Worker {
-    component: Arc<str>,
+    metrics: ComponentMetrics,
     policy: InstancePolicy,
 }
 
@@ -258,11 +436,12 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        crate::metrics::instance_ended(&self.component);
+        self.metrics.instance_ended();
+        let component = self.metrics.component();
         let abandoned = store.data().limits.outcomes.abandoned();
         if abandoned && result.is_err() {
-            tracing::info!(component = %self.component, "client went away: stopped the instance working for it");
-            crate::metrics::instance_abandoned(&self.component);
+            tracing::info!(component = %component, "client went away: stopped the instance working for it");
+            crate::metrics::instance_abandoned(component);
         } else if let Err(error) = result
             && !store.data().limits.exceeded()
             && !error.is::<ExpirationError>()
@@ -270,7 +449,7 @@ impl WorkerState for Worker {
         {
             // Memory-limit hits and timeouts are reported once, by the
             // request they failed.
-            tracing::error!(component = %self.component, "guest instance failed: {error:#}");
+            tracing::error!(component = %component, "guest instance failed: {error:#}");
         }
         drop(store);
         LIVE.fetch_sub(1, Ordering::AcqRel);

@@ -132,6 +132,7 @@ impl Loader {
                 1
             },
             request_timeout: self.request_timeout,
+            spare_instances: policy.spare_instances,
             ..InstancePolicy::default()
         };
         let handler = ComponentInstances::handler(self.engine.clone(), pre, template, instances);

@@ -5,11 +5,11 @@
 //! text format comes from `metrics-exporter-prometheus`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// TCP connections accepted on the app listener.
@@ -22,6 +22,8 @@ pub const REQUEST_SECONDS: &str = "trib_request_duration_seconds";
 pub const INSTANTIATE_SECONDS: &str = "trib_instantiation_duration_seconds";
 /// Instances alive now, by component.
 pub const INSTANCES_ACTIVE: &str = "trib_instances_active";
+/// Spare instances ready now (made ahead of demand), by component.
+pub const SPARE_INSTANCES: &str = "trib_spare_instances";
 /// Requests waiting for capacity now (all components).
 pub const QUEUED: &str = "trib_queued_requests";
 /// Pool slots held by requests now.
@@ -136,7 +138,101 @@ pub async fn serve_admin(addr: SocketAddr, handle: PrometheusHandle) -> anyhow::
     Ok(bound)
 }
 
-/// Records a finished request.
+/// Statuses whose request counters a [`ComponentMetrics`] keeps a handle
+/// for; others are looked up in the registry each time.
+const COMMON_STATUSES: [u16; 13] = [
+    200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 500, 503, 504,
+];
+
+/// One component's handles for what every request and instance records.
+/// Each is registered on first use and kept, so the request path records
+/// with an atomic operation instead of building a labelled key (two
+/// `String`s), hashing it and locking the registry every time.
+#[derive(Clone)]
+pub struct ComponentMetrics(Arc<ComponentHandles>);
+
+struct ComponentHandles {
+    component: Arc<str>,
+    request_seconds: OnceLock<Histogram>,
+    instantiate_seconds: OnceLock<Histogram>,
+    instances_active: OnceLock<Gauge>,
+    spares: OnceLock<Gauge>,
+    requests: [OnceLock<Counter>; COMMON_STATUSES.len()],
+}
+
+impl ComponentMetrics {
+    /// Handles for `component`'s series (nothing is registered yet, so a
+    /// component that never serves shows no series).
+    pub fn new(component: Arc<str>) -> Self {
+        Self(Arc::new(ComponentHandles {
+            component,
+            request_seconds: OnceLock::new(),
+            instantiate_seconds: OnceLock::new(),
+            instances_active: OnceLock::new(),
+            spares: OnceLock::new(),
+            requests: Default::default(),
+        }))
+    }
+
+    /// The component ID the series are labelled with.
+    pub fn component(&self) -> &Arc<str> {
+        &self.0.component
+    }
+
+    fn label(&self) -> String {
+        self.0.component.to_string()
+    }
+
+    /// Records a finished request.
+    pub fn request_done(&self, status: u16, elapsed: Duration) {
+        let h = &self.0;
+        match COMMON_STATUSES.iter().position(|&s| s == status) {
+            Some(i) => h.requests[i]
+                .get_or_init(|| counter!(REQUESTS, "component" => self.label(), "status" => status.to_string()))
+                .increment(1),
+            None => counter!(REQUESTS, "component" => self.label(), "status" => status.to_string())
+                .increment(1),
+        }
+        h.request_seconds
+            .get_or_init(|| histogram!(REQUEST_SECONDS, "component" => self.label()))
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Records how long one instantiation took.
+    pub fn instantiated(&self, elapsed: Duration) {
+        self.0
+            .instantiate_seconds
+            .get_or_init(|| histogram!(INSTANTIATE_SECONDS, "component" => self.label()))
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Records one more live instance (a spare counts once it serves).
+    pub fn instance_active(&self) {
+        self.active().increment(1.0);
+    }
+
+    /// Records a change in the number of ready spare instances.
+    pub fn spares_changed(&self, by: f64) {
+        self.0
+            .spares
+            .get_or_init(|| gauge!(SPARE_INSTANCES, "component" => self.label()))
+            .increment(by);
+    }
+
+    /// Records one live instance fewer.
+    pub fn instance_ended(&self) {
+        self.active().decrement(1.0);
+    }
+
+    fn active(&self) -> &Gauge {
+        self.0
+            .instances_active
+            .get_or_init(|| gauge!(INSTANCES_ACTIVE, "component" => self.label()))
+    }
+}
+
+/// Records a finished request (for paths without a component's
+/// [`ComponentMetrics`] at hand).
 pub fn request_done(component: &str, status: u16, elapsed: Duration) {
     counter!(REQUESTS, "component" => component.to_owned(), "status" => status.to_string())
         .increment(1);

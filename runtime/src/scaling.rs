@@ -7,7 +7,7 @@
 //! running keep what they hold, so an unload never cuts one short.
 //! `min_warm > 0` loads a component at startup and keeps it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::loader::{LoadedComponent, Loader};
 use crate::manifest::{Component, HttpExecutor};
+use crate::metrics::ComponentMetrics;
 use crate::runtime_config::ScalingPolicy;
 
 /// One component's load state, limits and activity.
@@ -27,7 +28,11 @@ pub struct ComponentSlot {
     load_lock: tokio::sync::Mutex<()>,
     concurrency: Option<Arc<Semaphore>>,
     in_flight: Arc<AtomicUsize>,
-    last_used: Mutex<Instant>,
+    /// When the slot was last used, in microseconds since `created`: an
+    /// atomic, so a request marks it without taking a lock.
+    last_used_us: AtomicU64,
+    created: Instant,
+    metrics: ComponentMetrics,
 }
 
 /// Marks a request in flight for its component; dropped when the response
@@ -52,6 +57,7 @@ impl ComponentSlot {
         loader: Arc<Loader>,
     ) -> Self {
         Self {
+            metrics: ComponentMetrics::new(component.id.as_str().into()),
             executor,
             concurrency: policy.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
             component,
@@ -60,8 +66,23 @@ impl ComponentSlot {
             loaded: Mutex::new(None),
             load_lock: tokio::sync::Mutex::new(()),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            last_used: Mutex::new(Instant::now()),
+            last_used_us: AtomicU64::new(0),
+            created: Instant::now(),
         }
+    }
+
+    /// The component's metric handles.
+    pub fn metrics(&self) -> &ComponentMetrics {
+        &self.metrics
+    }
+
+    fn touch(&self) {
+        let now = self.created.elapsed().as_micros() as u64;
+        self.last_used_us.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn last_used(&self) -> Instant {
+        self.created + Duration::from_micros(self.last_used_us.load(Ordering::Acquire))
     }
 
     /// The component ID.
@@ -92,7 +113,7 @@ impl ComponentSlot {
     /// Counts a request in flight until the guard drops.
     pub fn enter(&self) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.touch();
         InFlight {
             count: self.in_flight.clone(),
         }
@@ -119,7 +140,7 @@ impl ComponentSlot {
                 .map_err(|e| anyhow::anyhow!("loading panicked: {e}"))??;
         let ready = Arc::new(ready);
         *self.lock_loaded() = Some(ready.clone());
-        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.touch();
         Ok((ready, true))
     }
 
@@ -138,7 +159,7 @@ impl ComponentSlot {
         if self.policy.min_warm > 0 || self.in_flight.load(Ordering::Acquire) > 0 {
             return false;
         }
-        let last = *self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+        let last = self.last_used();
         if now.saturating_duration_since(last) < idle {
             return false;
         }

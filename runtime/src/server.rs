@@ -273,7 +273,7 @@ pub async fn handle(
     req: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<ResponseBody> {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     // Spin answers its own paths before routing, so even a catch-all
     // route never sees them.
     if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
@@ -283,7 +283,7 @@ pub async fn handle(
             _ => empty(StatusCode::NOT_FOUND),
         };
     }
-    let Some(route) = app.router().route(&path) else {
+    let Some(route) = app.router().route(path) else {
         return empty(StatusCode::NOT_FOUND);
     };
     if let Some(response) = app.static_response(&route.component) {
@@ -297,7 +297,8 @@ pub async fn handle(
     let component = route.component.as_str();
     let started = Instant::now();
     let done = |status: StatusCode, body: &'static str| {
-        crate::metrics::request_done(component, status.as_u16(), started.elapsed());
+        slot.metrics()
+            .request_done(status.as_u16(), started.elapsed());
         text(status, body)
     };
 

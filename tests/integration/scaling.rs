@@ -363,3 +363,74 @@ fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
         "{p3:?}"
     );
 }
+
+/// Polls `name{labels}` until it equals `want`, failing after `within`.
+fn until_metric(trib: &Trib, name: &str, labels: &str, want: f64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = trib.scrape().find(name, labels);
+        if now == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}{{{labels}}} is {now:?}, not {want}, after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn spare_instances_are_fresh_serve_once_and_go_when_idle() {
+    let (_app, trib) = start("[component.other.tool.trib]\nspare_instances = 0\n", &[]);
+    // Eight clients at once: every answer comes from an instance that has
+    // served nothing before, whether it was a spare or made on demand.
+    let counts: Vec<u64> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let trib = &trib;
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| invocation(trib, &format!("/p3/c{c}r{i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().expect("client thread"))
+            .collect()
+    });
+    assert_eq!(counts.len(), 200);
+    assert!(counts.iter().all(|&n| n == 1), "{counts:?}");
+    // The next request's instance is ready (the default: one spare)...
+    let p3 = "component=\"p3\"";
+    until_metric(
+        &trib,
+        "trib_spare_instances",
+        p3,
+        1.0,
+        Duration::from_secs(1),
+    );
+    // ...each made once: 200 served and the one waiting.
+    assert_eq!(instantiations(&trib, "p3"), 201.0);
+    // ...and dropped once the component has been quiet for a second.
+    until_metric(
+        &trib,
+        "trib_spare_instances",
+        p3,
+        0.0,
+        Duration::from_secs(5),
+    );
+    assert_eq!(invocation(&trib, "/p3/after-idle"), 1);
+    // `spare_instances = 0`: made on demand only, one per request.
+    for i in 0..5 {
+        assert_eq!(invocation(&trib, &format!("/other/r{i}")), 1);
+    }
+    assert_eq!(instantiations(&trib, "other"), 5.0);
+    assert_eq!(
+        trib.scrape()
+            .find("trib_spare_instances", "component=\"other\""),
+        None
+    );
+}

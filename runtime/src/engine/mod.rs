@@ -63,7 +63,7 @@ pub fn build_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
         // into an instantiation failure (admission enforces the real cap).
         let slots = settings
             .max_instances
-            .saturating_add((settings.max_instances / 8).max(16));
+            .saturating_add(pool_headroom(settings.max_instances));
         let mut pooling = PoolingAllocationConfig::default();
         // A Spin component instance holds a handful of core instances (the
         // program, the WASI adapter, shims), each with a memory or tables.
@@ -103,6 +103,12 @@ pub fn build_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot create the Wasmtime engine")
+}
+
+/// Pool slots beyond `max_instances`: room for slots still being released
+/// and for spare instances made ahead of demand.
+pub fn pool_headroom(max_instances: u32) -> u32 {
+    (max_instances / 8).max(16)
 }
 
 fn base_config() -> Config {

@@ -10,6 +10,7 @@
 //! idle_timeout = "5m"          # unload after this long without requests ("never": keep)
 //! max_requests_per_instance = 1        # >1 reuses WASIp3 instances
 //! max_concurrent_requests_per_instance = 1
+//! spare_instances = 1          # fresh instances made ahead of demand (0: on demand only)
 //! ```
 
 use std::time::Duration;
@@ -33,7 +34,13 @@ pub struct ScalingPolicy {
     pub max_requests_per_instance: usize,
     /// Requests one instance serves at the same time (WASIp3 only).
     pub max_concurrent_requests_per_instance: usize,
+    /// Instances made ahead of demand while the component is busy, so a
+    /// request does not wait for its instance to be made (0: on demand).
+    pub spare_instances: usize,
 }
+
+/// Spares a busy component keeps ready unless configured otherwise.
+pub const DEFAULT_SPARE_INSTANCES: usize = 1;
 
 /// Components nobody calls for this long are unloaded unless configured
 /// otherwise; reloading from the compile cache takes milliseconds.
@@ -47,6 +54,7 @@ impl Default for ScalingPolicy {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_instance: 1,
             max_concurrent_requests_per_instance: 1,
+            spare_instances: DEFAULT_SPARE_INSTANCES,
         }
     }
 }
@@ -70,6 +78,7 @@ struct RawScaling {
     idle_timeout: Option<Spanned<String>>,
     max_requests_per_instance: Option<Spanned<usize>>,
     max_concurrent_requests_per_instance: Option<Spanned<usize>>,
+    spare_instances: Option<usize>,
 }
 
 /// The policy `[component.ID.tool.trib]` sets, if the component has one.
@@ -117,6 +126,7 @@ pub(super) fn policy(
             "max_concurrent_requests_per_instance",
         )?
         .unwrap_or(1),
+        spare_instances: raw.spare_instances.unwrap_or(DEFAULT_SPARE_INSTANCES),
     }))
 }
 
