@@ -333,8 +333,10 @@ fn invocation(trib: &Trib, path: &str) -> u64 {
 
 #[test]
 fn p3_instances_are_fresh_by_default_and_reused_by_policy() {
+    // No spares here: every instantiation counted serves (spares have their
+    // own test below).
     let (_app, trib) = start(
-        "[component.p3.tool.trib]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\n",
+        "[component.p3.tool.trib]\nmax_requests_per_instance = 50\nmax_concurrent_requests_per_instance = 4\nspare_instances = 0\n[component.other.tool.trib]\nspare_instances = 0\n",
         &[],
     );
     let mut p3 = Vec::new();
