@@ -163,8 +163,11 @@ impl HandlerState for ComponentInstances {
             Some(spare) => spare,
             None => self.maker.make().await?,
         };
-        // The next request's instance is made now, while this one runs.
-        self.spares.replenish(&self.maker);
+        // A component with steady traffic gets its next request's instance
+        // made now, while this one runs (one request now and then does not).
+        if self.spares.busy() {
+            self.spares.replenish(&self.maker);
+        }
         // Counted from now, not from when a spare was made.
         store.set_epoch_deadline(1);
         LIVE.fetch_add(1, Ordering::AcqRel);
@@ -234,8 +237,9 @@ const SPARE_IDLE: Duration = Duration::from_secs(1);
 /// Instances made ahead of demand, so a request finds its fresh instance
 /// ready instead of waiting for one to be made. Each spare serves exactly
 /// the one worker that takes it, as if made on demand: nothing is shared
-/// between requests. Spares are made only after a request used one (a
-/// component nobody calls has none) and dropped after [`SPARE_IDLE`].
+/// between requests. Spares are made only for a component whose requests
+/// come within [`SPARE_IDLE`] of each other, and dropped after
+/// [`SPARE_IDLE`] without a taker.
 struct Spares {
     /// Ready spares, the oldest first.
     ready: std::sync::Mutex<Vec<(Store<HostState>, Proxy)>>,
@@ -247,6 +251,9 @@ struct Spares {
     taken: AtomicU64,
     /// Whether an idle sweeper is running.
     sweeping: AtomicBool,
+    /// When an instance was last wanted, in microseconds since `created`.
+    last_wanted_us: AtomicU64,
+    created: Instant,
     metrics: ComponentMetrics,
 }
 
@@ -259,11 +266,26 @@ impl Spares {
             target,
             taken: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
+            last_wanted_us: AtomicU64::new(u64::MAX),
+            created: Instant::now(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Store<HostState>, Proxy)>> {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes that an instance is wanted now; true if one was also wanted
+    /// within the last [`SPARE_IDLE`] (the component is busy enough for
+    /// spares to be worth their slot: a component called once, as when a
+    /// thousand are each touched once, never makes one).
+    fn busy(&self) -> bool {
+        if self.target == 0 {
+            return false;
+        }
+        let now = self.created.elapsed().as_micros() as u64;
+        let last = self.last_wanted_us.swap(now, Ordering::AcqRel);
+        last != u64::MAX && now.saturating_sub(last) < SPARE_IDLE.as_micros() as u64
     }
 
     /// A ready spare, if there is one.
