@@ -159,15 +159,18 @@ impl HandlerState for ComponentInstances {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
-        let (mut store, proxy) = match self.spares.take() {
+        let busy = self.spares.wanted();
+        let (mut store, proxy) = match self.spares.take_or_await().await {
             Some(spare) => spare,
-            None => self.maker.make().await?,
+            None => {
+                // Nothing ready for a component with steady traffic: keep
+                // one coming for the next request.
+                if busy {
+                    self.spares.replenish(&self.maker);
+                }
+                self.maker.make().await?
+            }
         };
-        // A component with steady traffic gets its next request's instance
-        // made now, while this one runs (one request now and then does not).
-        if self.spares.busy() {
-            self.spares.replenish(&self.maker);
-        }
         // Counted from now, not from when a spare was made.
         store.set_epoch_deadline(1);
         LIVE.fetch_add(1, Ordering::AcqRel);
@@ -186,6 +189,7 @@ impl HandlerState for ComponentInstances {
             state: Worker {
                 metrics: self.maker.metrics.clone(),
                 policy: self.policy.clone(),
+                spares: busy.then(|| (self.spares.clone(), self.maker.clone())),
             },
         })
     }
@@ -251,6 +255,8 @@ struct Spares {
     taken: AtomicU64,
     /// Whether an idle sweeper is running.
     sweeping: AtomicBool,
+    /// Woken when a spare is made (or fails to be).
+    made: tokio::sync::Notify,
     /// When an instance was last wanted, in microseconds since `created`.
     last_wanted_us: AtomicU64,
     created: Instant,
@@ -266,6 +272,7 @@ impl Spares {
             target,
             taken: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
+            made: tokio::sync::Notify::new(),
             last_wanted_us: AtomicU64::new(u64::MAX),
             created: Instant::now(),
         }
@@ -279,13 +286,33 @@ impl Spares {
     /// within the last [`SPARE_IDLE`] (the component is busy enough for
     /// spares to be worth their slot: a component called once, as when a
     /// thousand are each touched once, never makes one).
-    fn busy(&self) -> bool {
+    fn wanted(&self) -> bool {
         if self.target == 0 {
             return false;
         }
         let now = self.created.elapsed().as_micros() as u64;
         let last = self.last_wanted_us.swap(now, Ordering::AcqRel);
         last != u64::MAX && now.saturating_sub(last) < SPARE_IDLE.as_micros() as u64
+    }
+
+    /// A ready spare; or, if one is being made, that one once it is
+    /// ready (sooner than making another); `None` if neither.
+    async fn take_or_await(&self) -> Option<(Store<HostState>, Proxy)> {
+        if self.target == 0 {
+            return None;
+        }
+        loop {
+            let notified = self.made.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(spare) = self.take() {
+                return Some(spare);
+            }
+            if self.making.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            notified.await;
+        }
     }
 
     /// A ready spare, if there is one.
@@ -334,11 +361,13 @@ impl Spares {
                     spares.lock().push(spare);
                     spares.metrics.spares_changed(1.0);
                     spares.making.fetch_sub(1, Ordering::AcqRel);
+                    spares.made.notify_waiters();
                     spares.sweep_when_idle();
                 }
                 Err(e) => {
                     spares.making.fetch_sub(1, Ordering::AcqRel);
                     SPARES_HELD.fetch_sub(1, Ordering::AcqRel);
+                    spares.made.notify_waiters();
                     tracing::debug!(component = %maker.template.component, "spare instance not made: {e:#}");
                 }
             }
@@ -428,6 +457,9 @@ impl WorkerExpiration for Expiration {
 pub struct Worker {
     metrics: ComponentMetrics,
     policy: InstancePolicy,
+    /// Where the next spare goes once this instance is done (for a busy
+    /// component): made after the response, off every request's path.
+    spares: Option<(Arc<Spares>, Arc<InstanceMaker>)>,
 }
 
 impl WorkerState for Worker {
@@ -475,5 +507,8 @@ impl WorkerState for Worker {
         }
         drop(store);
         LIVE.fetch_sub(1, Ordering::AcqRel);
+        if let Some((spares, maker)) = &self.spares {
+            spares.replenish(maker);
+        }
     }
 }
