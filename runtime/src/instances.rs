@@ -160,7 +160,7 @@ impl HandlerState for ComponentInstances {
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
         let busy = self.spares.wanted();
-        let (mut store, proxy) = match self.spares.take_or_await().await {
+        let (mut store, proxy) = match self.spares.take() {
             Some(spare) => spare,
             None => {
                 // Nothing ready for a component with steady traffic: keep
@@ -255,8 +255,6 @@ struct Spares {
     taken: AtomicU64,
     /// Whether an idle sweeper is running.
     sweeping: AtomicBool,
-    /// Woken when a spare is made (or fails to be).
-    made: tokio::sync::Notify,
     /// When an instance was last wanted, in microseconds since `created`.
     last_wanted_us: AtomicU64,
     created: Instant,
@@ -272,7 +270,6 @@ impl Spares {
             target,
             taken: AtomicU64::new(0),
             sweeping: AtomicBool::new(false),
-            made: tokio::sync::Notify::new(),
             last_wanted_us: AtomicU64::new(u64::MAX),
             created: Instant::now(),
         }
@@ -293,26 +290,6 @@ impl Spares {
         let now = self.created.elapsed().as_micros() as u64;
         let last = self.last_wanted_us.swap(now, Ordering::AcqRel);
         last != u64::MAX && now.saturating_sub(last) < SPARE_IDLE.as_micros() as u64
-    }
-
-    /// A ready spare; or, if one is being made, that one once it is
-    /// ready (sooner than making another); `None` if neither.
-    async fn take_or_await(&self) -> Option<(Store<HostState>, Proxy)> {
-        if self.target == 0 {
-            return None;
-        }
-        loop {
-            let notified = self.made.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(spare) = self.take() {
-                return Some(spare);
-            }
-            if self.making.load(Ordering::Acquire) == 0 {
-                return None;
-            }
-            notified.await;
-        }
     }
 
     /// A ready spare, if there is one.
@@ -361,13 +338,11 @@ impl Spares {
                     spares.lock().push(spare);
                     spares.metrics.spares_changed(1.0);
                     spares.making.fetch_sub(1, Ordering::AcqRel);
-                    spares.made.notify_waiters();
                     spares.sweep_when_idle();
                 }
                 Err(e) => {
                     spares.making.fetch_sub(1, Ordering::AcqRel);
                     SPARES_HELD.fetch_sub(1, Ordering::AcqRel);
-                    spares.made.notify_waiters();
                     tracing::debug!(component = %maker.template.component, "spare instance not made: {e:#}");
                 }
             }

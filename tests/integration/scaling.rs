@@ -384,7 +384,10 @@ fn until_metric(trib: &Trib, name: &str, labels: &str, want: f64, within: Durati
 
 #[test]
 fn spare_instances_are_fresh_serve_once_and_go_when_idle() {
-    let (_app, trib) = start("[component.other.tool.trib]\nspare_instances = 0\n", &[]);
+    let (_app, trib) = start(
+        "[component.p3.tool.trib]\nspare_instances = 1\n[component.other.tool.trib]\nspare_instances = 0\n",
+        &[],
+    );
     // Eight clients at once: every answer comes from an instance that has
     // served nothing before, whether it was a spare or made on demand.
     let counts: Vec<u64> = std::thread::scope(|s| {
@@ -405,7 +408,7 @@ fn spare_instances_are_fresh_serve_once_and_go_when_idle() {
     });
     assert_eq!(counts.len(), 200);
     assert!(counts.iter().all(|&n| n == 1), "{counts:?}");
-    // The next request's instance is ready (the default: one spare)...
+    // The next request's instance is ready (one spare, as configured)...
     let p3 = "component=\"p3\"";
     until_metric(
         &trib,

@@ -10,7 +10,7 @@
 //! idle_timeout = "5m"          # unload after this long without requests ("never": keep)
 //! max_requests_per_instance = 1        # >1 reuses WASIp3 instances
 //! max_concurrent_requests_per_instance = 1
-//! spare_instances = 1          # fresh instances made ahead of demand (0: on demand only)
+//! spare_instances = 0          # fresh instances made ahead of demand (opt-in)
 //! ```
 
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub struct ScalingPolicy {
 }
 
 /// Spares a busy component keeps ready unless configured otherwise.
-pub const DEFAULT_SPARE_INSTANCES: usize = 1;
+pub const DEFAULT_SPARE_INSTANCES: usize = 0;
 
 /// Components nobody calls for this long are unloaded unless configured
 /// otherwise; reloading from the compile cache takes milliseconds.
