@@ -217,6 +217,42 @@ fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Invalid
     }
 }
 
+/// A JSON value's text. `serde_json::to_string` writes straight into a
+/// buffer; `Value`'s `Display` goes through the formatter, which costs
+/// several times more per event in a busy batch.
+pub fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// What of an invalid message is kept as its dead letter: everything but
+/// the payload objects (`properties`, `traits`, `context`), which are
+/// replaced by a note of their size. The message never reached the
+/// transforms, so keeping its payload would store what the chain exists to
+/// redact.
+pub fn envelope(message: &Value) -> Value {
+    let Value::Object(fields) = message else {
+        return Value::String(format!(
+            "[withheld: a {} byte non-object message]",
+            json_text(message).len()
+        ));
+    };
+    Value::Object(
+        fields
+            .iter()
+            .map(|(key, value)| match key.as_str() {
+                "properties" | "traits" | "context" => (
+                    key.clone(),
+                    Value::String(format!(
+                        "[withheld: {} bytes; the message did not reach the transforms]",
+                        json_text(value).len()
+                    )),
+                ),
+                _ => (key.clone(), value.clone()),
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,40 +539,4 @@ mod tests {
             "too_large"
         );
     }
-}
-
-/// A JSON value's text. `serde_json::to_string` writes straight into a
-/// buffer; `Value`'s `Display` goes through the formatter, which costs
-/// several times more per event in a busy batch.
-pub fn json_text(value: &Value) -> String {
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// What of an invalid message is kept as its dead letter: everything but
-/// the payload objects (`properties`, `traits`, `context`), which are
-/// replaced by a note of their size. The message never reached the
-/// transforms, so keeping its payload would store what the chain exists to
-/// redact.
-pub fn envelope(message: &Value) -> Value {
-    let Value::Object(fields) = message else {
-        return Value::String(format!(
-            "[withheld: a {} byte non-object message]",
-            json_text(message).len()
-        ));
-    };
-    Value::Object(
-        fields
-            .iter()
-            .map(|(key, value)| match key.as_str() {
-                "properties" | "traits" | "context" => (
-                    key.clone(),
-                    Value::String(format!(
-                        "[withheld: {} bytes; the message did not reach the transforms]",
-                        json_text(value).len()
-                    )),
-                ),
-                _ => (key.clone(), value.clone()),
-            })
-            .collect(),
-    )
 }

@@ -5,6 +5,7 @@ use serde_json::Value as Json;
 use spin_sdk::{pg, sqlite};
 
 use crate::migrations;
+use crate::reports::Dialect;
 use crate::rollup::{self, Rollups};
 use crate::statements::EventFilter;
 use crate::value;
@@ -257,11 +258,16 @@ impl Db {
     /// The bound form of a property path (validated names, no quoting
     /// needed beyond what each dialect's path syntax wants).
     pub fn path_param(&self, names: &[String]) -> Param {
-        let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-        Param::Text(match self {
-            Db::Sqlite(_) => format!("$.{}", quoted.join(".")),
-            Db::Postgres(_) => format!("{{{}}}", quoted.join(",")),
-        })
+        self.dialect().path_param(names)
+    }
+
+    /// The SQL dialect of the backend, for the statements of
+    /// [`crate::reports`].
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
     }
 }
 

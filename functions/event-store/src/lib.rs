@@ -12,12 +12,14 @@
 //! [`Db`] and the migrations' runner need Spin (feature `spin`, on by
 //! default); the schema ([`migrations::VERSIONS`]), the shared
 //! [`statements`], the [`rollup`]s with their [`hll`] sketches and
-//! [`Param`] are plain Rust, so the native benchmark runs the very
+//! [`Param`] and the [`reports`] (funnels, retention, breakdowns) are
+//! plain Rust, so the native benchmark runs the very
 //! statements (and rollup arithmetic) the functions run.
 
 pub mod hll;
 pub mod migrations;
 mod param;
+pub mod reports;
 pub mod rollup;
 pub mod statements;
 

@@ -11,6 +11,7 @@ pub const VERSIONS: &[&str] = &[
     include_str!("schema/v1.sql"),
     include_str!("schema/v2.sql"),
     include_str!("schema/v3.sql"),
+    include_str!("schema/v4.sql"),
 ];
 
 /// The version that added rollups: applying it also rolls up the events

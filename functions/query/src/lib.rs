@@ -1,17 +1,24 @@
 //! The analytics read API over the events `ingest` stores.
 //!
-//! Every request needs `Authorization: Bearer TOKEN`; tokens come from the
+//! The API is versioned: every endpoint is served under `/api/v1/`, and
+//! the unversioned `/api/` paths of the API before versioning stay as
+//! aliases ([`routes`]). `GET /api/v1/openapi.json` is the API's OpenAPI 3
+//! description (`openapi.json`, served as is, no token needed). Every
+//! other request needs `Authorization: Bearer TOKEN`; tokens come from the
 //! `read_tokens` variable (`token=source` pairs, comma-separated) and give
 //! read access to one source. Endpoints (times in ms since the epoch,
 //! `from` inclusive, `to` exclusive):
-//! - `GET /api/counts?bucket=minute|hour|day&group_by=event|property:PATH&event=NAME`:
+//! - `GET /api/v1/counts?bucket=minute|hour|day&group_by=event|property:PATH&event=NAME`:
 //!   events and unique users per bucket (and group);
-//! - `GET /api/aggregate?property=PATH&event=NAME`: count, sum, avg, min,
+//! - `GET /api/v1/aggregate?property=PATH&event=NAME`: count, sum, avg, min,
 //!   max, p50, p90, p99 of a numeric property;
-//! - `GET /api/event-names`, `GET /api/property-keys?event=NAME`: what has
+//! - `GET /api/v1/event-names`, `GET /api/v1/property-keys?event=NAME`: what has
 //!   been seen;
-//! - `GET /api/events?limit=N&cursor=C`: raw events, newest first, paged;
-//! - `GET /api/dead-letters?limit=N&cursor=C`: rejected messages with reasons.
+//! - `GET /api/v1/events?limit=N&cursor=C`: raw events, newest first, paged;
+//! - `GET /api/v1/dead-letters?limit=N&cursor=C`: rejected messages with reasons;
+//! - the reports ([`reports`]): `funnel`, `retention`, `top/pages`,
+//!   `top/referrers` and `breakdown`, whose statements are
+//!   `event_store::reports`'.
 //!
 //! Counts come from the rollups ingest maintains (`event_store::rollup`)
 //! whenever they can answer: minute, hour or day buckets, ungrouped or
@@ -26,6 +33,8 @@
 //! malformed query string.
 
 pub mod params;
+pub mod reports;
+pub mod routes;
 
 use event_store::rollup::{self, Selection};
 use event_store::statements::{self, NO_GROUP};
@@ -36,6 +45,10 @@ use spin_sdk::http::{IntoResponse, Request, StatusCode};
 use spin_sdk::http_service;
 
 use crate::params::{BadParam, Params, property_path};
+use crate::reports::Top;
+use crate::routes::{OPENAPI, Route};
+use event_store::reports::{Breakdown, Funnel, Retention};
+use spin_sdk::http::HeaderValue;
 
 #[http_service]
 async fn query(req: Request) -> impl IntoResponse {
@@ -60,25 +73,53 @@ fn internal(e: impl std::fmt::Debug) -> Reply {
 }
 
 async fn handle(req: Request) -> Result<Reply, Reply> {
+    let route = Route::from_path(req.uri().path());
+    if route == Some(Route::OpenApi) {
+        return Ok(openapi());
+    }
     let source = authorize(&req).await?;
-    let endpoint = json_reply::endpoint(req.uri().path()).to_owned();
+    let Some(route) = route else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no endpoint {}; see /api/v1/openapi.json", req.uri().path()),
+        ));
+    };
     let p = Params::parse(req.uri().query().unwrap_or_default())?;
     let from = p.time("from", 0)?;
     let to = p.time("to", i64::MAX)?;
+    // Reports' descriptions are validated before the store is opened.
+    let report = match route {
+        Route::Funnel => Some(Report::Funnel(reports::funnel(&p, from, to)?)),
+        Route::Retention => Some(Report::Retention(reports::retention(&p, from, to)?)),
+        Route::TopPages => Some(Report::Top("path", reports::top(Top::Pages, &p, from, to)?)),
+        Route::TopReferrers => Some(Report::Top(
+            "referrer",
+            reports::top(Top::Referrers, &p, from, to)?,
+        )),
+        Route::Breakdown => {
+            let (b, path) = reports::breakdown(&p, from, to)?;
+            Some(Report::Breakdown(b, path))
+        }
+        _ => None,
+    };
     let db = Scope {
         db: Db::open().await.map_err(internal)?,
         source,
     };
-    let body = match endpoint.as_str() {
-        "counts" => counts(&db, &p, from, to).await?,
-        "aggregate" => aggregate(&db, &p, from, to).await?,
-        "event-names" => {
+    if let Some(report) = report {
+        return Ok(reply(StatusCode::OK, run_report(&db, report).await?));
+    }
+    let body = match route {
+        Route::Counts => counts(&db, &p, from, to).await?,
+        Route::Aggregate => aggregate(&db, &p, from, to).await?,
+        Route::EventNames => {
             let rows = db
                 .rows("SELECT DISTINCT name FROM events WHERE source = ?1 AND type = 'track' ORDER BY name", vec![])
                 .await?;
             json!({"event_names": rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>()})
         }
-        "property-keys" => {
+        Route::PropertyKeys => {
             let filter = EventFilter {
                 source: &db.source,
                 name: p.get("event"),
@@ -87,11 +128,93 @@ async fn handle(req: Request) -> Result<Reply, Reply> {
             let rows = db.db.rows(&sql, params).await.map_err(internal)?;
             json!({"property_keys": rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>()})
         }
-        "events" => page(&db, &p, "SELECT id, message_id, type, name, user_id, anonymous_id, timestamp_ms, properties FROM events WHERE source = ?1 AND id < ?2 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 ORDER BY id DESC LIMIT ?5", Some((from, to))).await?,
-        "dead-letters" => page(&db, &p, "SELECT id, code, reason, received_at_ms, raw FROM dead_letters WHERE source = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3", None).await?,
-        _ => return Err(error(StatusCode::NOT_FOUND, "not_found", format!("no endpoint /api/{endpoint}"))),
+        Route::Events => page(&db, &p, "SELECT id, message_id, type, name, user_id, anonymous_id, timestamp_ms, properties FROM events WHERE source = ?1 AND id < ?2 AND timestamp_ms >= ?3 AND timestamp_ms < ?4 ORDER BY id DESC LIMIT ?5", Some((from, to))).await?,
+        Route::DeadLetters => page(&db, &p, "SELECT id, code, reason, received_at_ms, raw FROM dead_letters WHERE source = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3", None).await?,
+        _ => return Err(internal(format!("{route:?} has no handler"))),
     };
     Ok(reply(StatusCode::OK, body))
+}
+
+/// The OpenAPI description, as JSON.
+fn openapi() -> Reply {
+    let mut resp = spin_sdk::http::Response::new(OPENAPI.to_owned());
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A validated report, ready to run.
+enum Report {
+    Funnel(Funnel),
+    Retention(Retention),
+    /// A top list of page events by a property (named here).
+    Top(&'static str, Breakdown),
+    /// A breakdown by the property path given.
+    Breakdown(Breakdown, String),
+}
+
+/// Runs a report's statement and shapes its answer.
+async fn run_report(db: &Scope, report: Report) -> Result<Json, Reply> {
+    let dialect = db.db.dialect();
+    match report {
+        Report::Funnel(funnel) => {
+            if let Some(path) = funnel.breakdown() {
+                known_property(db, &path.join(".")).await?;
+            }
+            let (sql, params) = funnel.statement(dialect, &db.source);
+            let rows = db
+                .db
+                .cells(&sql, params)
+                .await
+                .map_err(internal)?
+                .iter()
+                .map(|r| match &r[..] {
+                    [k, o, g, n, d] => Funnel::row(k.int(), o.int(), g.text(), n.int(), d.int()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| internal("a funnel row of unexpected types"))?;
+            Ok(reports::funnel_answer(&funnel, &rows))
+        }
+        Report::Retention(retention) => {
+            let (sql, params) = retention.statement(dialect, &db.source);
+            let rows = db
+                .db
+                .cells(&sql, params)
+                .await
+                .map_err(internal)?
+                .iter()
+                .map(|r| match &r[..] {
+                    [c, k, n] => Retention::row(c.int(), k.int(), n.int()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| internal("a retention row of unexpected types"))?;
+            Ok(reports::retention_answer(&retention, &rows))
+        }
+        Report::Top(property, breakdown) => run_breakdown(db, property, &breakdown).await,
+        Report::Breakdown(breakdown, path) => {
+            known_property(db, &path).await?;
+            run_breakdown(db, &path, &breakdown).await
+        }
+    }
+}
+
+async fn run_breakdown(db: &Scope, property: &str, breakdown: &Breakdown) -> Result<Json, Reply> {
+    let (sql, params) = breakdown.statement(db.db.dialect(), &db.source);
+    let rows = db
+        .db
+        .cells(&sql, params)
+        .await
+        .map_err(internal)?
+        .iter()
+        .map(|r| match &r[..] {
+            [v, n, u] => Breakdown::row(v.text(), n.int(), u.int()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| internal("a breakdown row of unexpected types"))?;
+    Ok(reports::breakdown_answer(property, &rows))
 }
 
 /// The store and the source the token may read.
@@ -336,6 +459,10 @@ mod tests {
         "limit=5&cursor=123",
         "property=amount&event=Caf%C3%A9+%E2%82%AC",
         "group_by=event&from=&to=",
+        "steps=Signed+Up,Order%20Completed&window=7d&breakdown=plan",
+        "steps=%5B%22a%22,%7B%22event%22:%22b%22,%22where%22:%7B%22plan%22:%22pro%22%7D%7D%5D",
+        "start_event=a&return_event=b&period=week&periods=8",
+        "property=plan&type=page&limit=5",
     ];
     const PIECES: &[&str] = &[
         "%",
@@ -439,6 +566,9 @@ mod tests {
                     .unwrap_or("a.b"),
             )
             .map(drop),
+            reports::funnel(&p, 0, 10).map(drop),
+            reports::retention(&p, 0, i64::MAX).map(drop),
+            reports::breakdown(&p, 0, 10).map(drop),
         ];
         for e in results.into_iter().filter_map(Result::err) {
             assert_clean(e, query);
