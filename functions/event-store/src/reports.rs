@@ -20,6 +20,13 @@ use crate::Param;
 /// version 4 indexes, so it must be spelled exactly so).
 const USER: &str = "COALESCE(e.user_id, e.anonymous_id)";
 
+/// The time of row `e` where a condition on it must not choose the index
+/// (SQLite's unary `+`): a first event per user is found fastest by
+/// reading `events_by_name_user` in user order, which holds the time too,
+/// rather than the rows of a time range of `events_by_name`, each looked
+/// up in the table for its user.
+const ANY_INDEX_TIME: &str = "+e.timestamp_ms";
+
 /// The most steps a funnel may have: each is one more index seek per user.
 pub const MAX_STEPS: usize = 10;
 /// The most property filters one funnel step may have.
@@ -279,7 +286,7 @@ impl Funnel {
         let first = &conditions[0];
         let mut sql = format!(
             "WITH s1 AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t1 FROM events e \
-             WHERE {first} AND e.timestamp_ms >= {from} AND e.timestamp_ms < {to} AND {USER} IS NOT NULL \
+             WHERE {first} AND {ANY_INDEX_TIME} >= {from} AND {ANY_INDEX_TIME} < {to} AND {USER} IS NOT NULL \
              GROUP BY {USER}), "
         );
         let group = match &self.breakdown {
@@ -453,36 +460,47 @@ impl Retention {
         self.periods
     }
 
-    /// The statement over `source`'s events, with its parameters. Its rows
-    /// are `(cohort, period, users)` with period `-1` for a cohort's size,
-    /// read by [`Retention::row`]; a period no one returned in has no row.
-    pub fn statement(&self, dialect: Dialect, source: &str) -> (String, Vec<Param>) {
+    /// The statements over `source`'s events, with their parameters: the
+    /// cohorts' sizes, then the returns (two statements: SQLite ran the
+    /// two as one `UNION ALL` several times slower than apart). The rows
+    /// of both are `(cohort, period, users)`, with period `-1` for a
+    /// cohort's size, read by [`Retention::row`]; a period no one returned
+    /// in has no row.
+    pub fn statements(&self, dialect: Dialect, source: &str) -> [(String, Vec<Param>); 2] {
         let _ = dialect;
-        let mut b = Binder::default();
-        let src = b.bind(Param::Text(source.to_owned()));
-        let start = b.bind(Param::Text(self.start_event.clone()));
-        let back = b.bind(Param::Text(self.return_event.clone()));
-        let from = b.bind(Param::Int(self.from));
-        let to = b.bind(Param::Int(self.to));
-        let width = b.bind(Param::Int(self.period.ms()));
-        let offset = b.bind(Param::Int(self.period.offset_ms()));
-        let span = b.bind(Param::Int((self.periods + 1) * self.period.ms()));
-        let sql = format!(
-            "WITH firsts AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t FROM events e \
-             WHERE e.source = {src} AND e.name = {start} AND e.timestamp_ms >= {from} AND e.timestamp_ms < {to} AND {USER} IS NOT NULL \
-             GROUP BY {USER}), \
-             cohorts AS (SELECT u, t, ((t - {offset}) / {width}) * {width} + {offset} AS cs FROM firsts) \
-             SELECT cs, -1 AS k, COUNT(*) AS n FROM cohorts GROUP BY cs \
-             UNION ALL \
-             SELECT c.cs, (e.timestamp_ms - c.cs) / {width} AS k, COUNT(DISTINCT c.u) AS n FROM cohorts c \
+        let cohorts = |b: &mut Binder| {
+            let src = b.bind(Param::Text(source.to_owned()));
+            let start = b.bind(Param::Text(self.start_event.clone()));
+            let from = b.bind(Param::Int(self.from));
+            let to = b.bind(Param::Int(self.to));
+            let width = b.bind(Param::Int(self.period.ms()));
+            let offset = b.bind(Param::Int(self.period.offset_ms()));
+            let sql = format!(
+                "WITH firsts AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t FROM events e \
+                 WHERE e.source = {src} AND e.name = {start} AND {ANY_INDEX_TIME} >= {from} AND {ANY_INDEX_TIME} < {to} AND {USER} IS NOT NULL \
+                 GROUP BY {USER}), \
+                 cohorts AS (SELECT u, t, ((t - {offset}) / {width}) * {width} + {offset} AS cs FROM firsts)"
+            );
+            (sql, src, width)
+        };
+        let mut sizes = Binder::default();
+        let (with, _, _) = cohorts(&mut sizes);
+        let sizes_sql =
+            format!("{with} SELECT cs, -1 AS k, COUNT(*) AS n FROM cohorts GROUP BY cs");
+        let mut returns = Binder::default();
+        let (with, src, width) = cohorts(&mut returns);
+        let back = returns.bind(Param::Text(self.return_event.clone()));
+        let span = returns.bind(Param::Int((self.periods + 1) * self.period.ms()));
+        let returns_sql = format!(
+            "{with} SELECT c.cs, (e.timestamp_ms - c.cs) / {width} AS k, COUNT(DISTINCT c.u) AS n FROM cohorts c \
              JOIN events e ON e.source = {src} AND e.name = {back} AND {USER} = c.u \
              AND e.timestamp_ms >= c.t AND e.timestamp_ms < c.cs + {span} \
              GROUP BY c.cs, (e.timestamp_ms - c.cs) / {width}"
         );
-        (sql, b.params)
+        [(sizes_sql, sizes.params), (returns_sql, returns.params)]
     }
 
-    /// One row of [`Retention::statement`]'s answer from its cells.
+    /// One row of [`Retention::statements`]' answers from its cells.
     pub fn row(
         cohort: Option<i64>,
         period: Option<i64>,
@@ -672,6 +690,19 @@ mod tests {
                 .find(|n| sql.contains(&format!("?{n}")));
             assert_eq!(highest, Some(params.len()), "{sql}");
             assert!(sql.contains("f3 AS") && sql.contains("t3 - t2"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn retention_statements_bind_every_input() {
+        let r =
+            Retention::new("a'".into(), "b'".into(), Period::Day, 3, 0, i64::MAX).expect("valid");
+        for (sql, params) in r.statements(Dialect::Sqlite, "src'") {
+            assert!(!sql.contains("src'") && !sql.contains("b'"), "{sql}");
+            let highest = (1..=params.len())
+                .rev()
+                .find(|n| sql.contains(&format!("?{n}")));
+            assert_eq!(highest, Some(params.len()), "{sql}");
         }
     }
 

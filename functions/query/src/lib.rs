@@ -177,19 +177,16 @@ async fn run_report(db: &Scope, report: Report) -> Result<Json, Reply> {
             Ok(reports::funnel_answer(&funnel, &rows))
         }
         Report::Retention(retention) => {
-            let (sql, params) = retention.statement(dialect, &db.source);
-            let rows = db
-                .db
-                .cells(&sql, params)
-                .await
-                .map_err(internal)?
-                .iter()
-                .map(|r| match &r[..] {
-                    [c, k, n] => Retention::row(c.int(), k.int(), n.int()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| internal("a retention row of unexpected types"))?;
+            let mut rows = Vec::new();
+            for (sql, params) in retention.statements(dialect, &db.source) {
+                for r in db.db.cells(&sql, params).await.map_err(internal)? {
+                    let row = match &r[..] {
+                        [c, k, n] => Retention::row(c.int(), k.int(), n.int()),
+                        _ => None,
+                    };
+                    rows.push(row.ok_or_else(|| internal("a retention row of unexpected types"))?);
+                }
+            }
             Ok(reports::retention_answer(&retention, &rows))
         }
         Report::Top(property, breakdown) => run_breakdown(db, property, &breakdown).await,
