@@ -78,7 +78,9 @@ pub struct LoadedApp {
     components: HashMap<String, Arc<ComponentSlot>>,
     /// `static_response` triggers by their route key.
     static_responses: HashMap<String, crate::manifest::StaticResponse>,
-    admission: Admission,
+    /// Shared with the apps that replace this one (`trib watch`), so old
+    /// and new requests count against one instance pool.
+    admission: Arc<Admission>,
     engine: Engine,
     max_request_body: u64,
     max_instance_memory: usize,
@@ -87,6 +89,9 @@ pub struct LoadedApp {
     handle: AppHandle,
     /// The app's key-value stores (for `--key-value`).
     key_value: Arc<KeyValueStores>,
+    /// What a reload keeps (stores, pools, compile cache), so reloading
+    /// loses no data and no connections.
+    kept: Kept,
     /// `[[trigger.redis]]` subscriptions and their loaded handlers.
     redis_triggers: crate::redis_trigger::RedisTriggers,
 }
@@ -189,6 +194,20 @@ impl LoadedApp {
     }
 }
 
+/// The parts of a running app that the app replacing it on a reload
+/// (`trib watch`) takes over rather than making anew: the stores (an
+/// in-memory store keeps its data), the connection pools and the compile
+/// cache. The runtime config is read once, so what it defines stays valid.
+#[derive(Clone)]
+struct Kept {
+    cache: Arc<CompileCache>,
+    sqlite: Arc<Databases>,
+    http_clients: crate::outbound::Clients,
+    postgres: Arc<PostgresPools>,
+    redis: Arc<RedisPools>,
+    mysql: Arc<MysqlPools>,
+}
+
 /// Fails, naming the import, if a component imports an interface the
 /// host does not link (core modules get theirs from the WASI adapter).
 pub(crate) fn check_imports(
@@ -274,6 +293,37 @@ fn executors(app: &App) -> Result<HashMap<&str, HttpExecutor>, LoadError> {
 /// component's Wasm file must exist and be Wasm, so a typo in `source`
 /// fails startup rather than the first request.
 pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
+    assemble(app, settings, None, &|_| false)
+}
+
+/// Loads `app` (the manifest read again) to replace `previous`, which keeps
+/// serving meanwhile (`trib watch`). The new app shares `previous`'s engine
+/// (so its epoch ticker), instance pool and queue, compile cache, stores
+/// and connection pools. The `changed` components, and every component
+/// `previous` has loaded, are compiled and linked now, so the first request
+/// after the swap pays no cold start. `settings` should run no `--sqlite`
+/// statements and truncate no logs again. Any error leaves `previous` as
+/// it was.
+pub fn reload(
+    app: App,
+    settings: &RuntimeSettings,
+    previous: &LoadedApp,
+    changed: &[String],
+) -> anyhow::Result<LoadedApp> {
+    let warm = |id: &str| {
+        changed.iter().any(|c| c == id) || previous.component(id).is_some_and(|s| s.is_loaded())
+    };
+    assemble(app, settings, Some(previous), &warm)
+}
+
+/// [`load`] and [`reload`]: `previous` is the app being replaced, and
+/// `warm` says which components to load before serving.
+fn assemble(
+    app: App,
+    settings: &RuntimeSettings,
+    previous: Option<&LoadedApp>,
+    warm: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<LoadedApp> {
     if app.http_triggers.is_empty() && app.redis_triggers.is_empty() {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
     }
@@ -295,36 +345,51 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
     check_follow(&app, &settings.output.follow)?;
     settings.output.prepare()?;
     let variables = crate::variables::resolve(&app, &settings.providers)?;
-    let key_value = Arc::new(KeyValueStores::for_app(&app, &settings.runtime_config)?);
-    let sqlite = Arc::new(Databases::for_app(&app, &settings.runtime_config)?);
-    for statement in &settings.sqlite_statements {
-        sqlite.run_startup_sql(statement)?;
-    }
+    let (key_value, kept) = match previous {
+        Some(previous) => {
+            check_store_labels(&app, &previous.key_value, &previous.kept.sqlite)?;
+            (previous.key_value.clone(), previous.kept.clone())
+        }
+        None => {
+            let key_value = Arc::new(KeyValueStores::for_app(&app, &settings.runtime_config)?);
+            let sqlite = Arc::new(Databases::for_app(&app, &settings.runtime_config)?);
+            for statement in &settings.sqlite_statements {
+                sqlite.run_startup_sql(statement)?;
+            }
+            let blocked = &settings.runtime_config.blocked_networks;
+            let kept = Kept {
+                cache: Arc::new(CompileCache::new(settings.cache_dir.clone())),
+                sqlite,
+                http_clients: crate::outbound::Clients::new(&settings.runtime_config),
+                postgres: Arc::new(PostgresPools::default().with_blocked(blocked.clone())),
+                redis: Arc::new(RedisPools::default().with_blocked(blocked.clone())),
+                mysql: Arc::new(MysqlPools::default().with_blocked(blocked.clone())),
+            };
+            (key_value, kept)
+        }
+    };
     for component in app.components.values() {
         allowed_hosts(&variables, component)?;
     }
     let handle = AppHandle::default();
-    let engine = build_engine(&settings.engine)?;
-    let cache = Arc::new(CompileCache::new(settings.cache_dir.clone()));
+    let engine = match previous {
+        Some(previous) => previous.engine.clone(),
+        None => build_engine(&settings.engine)?,
+    };
+    let cache = kept.cache.clone();
     for component in app.components.values() {
         crate::files::mounts(&app.root, component)?;
     }
     let loader = Arc::new(Loader {
         root: app.root.clone(),
-        http_clients: crate::outbound::Clients::new(&settings.runtime_config),
+        http_clients: kept.http_clients.clone(),
         handle: handle.clone(),
         variables,
         key_value: key_value.clone(),
-        sqlite,
-        postgres: Arc::new(
-            PostgresPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
-        ),
-        redis: Arc::new(
-            RedisPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
-        ),
-        mysql: Arc::new(
-            MysqlPools::default().with_blocked(settings.runtime_config.blocked_networks.clone()),
-        ),
+        sqlite: kept.sqlite.clone(),
+        postgres: kept.postgres.clone(),
+        redis: kept.redis.clone(),
+        mysql: kept.mysql.clone(),
         linker: linker(&engine)?,
         engine: engine.clone(),
         cache: cache.clone(),
@@ -373,7 +438,10 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         );
         components.insert(component.id.clone(), Arc::new(slot));
     }
-    for slot in components.values().filter(|s| s.policy().min_warm > 0) {
+    for slot in components
+        .values()
+        .filter(|s| s.policy().min_warm > 0 || warm(s.id()))
+    {
         let ready = loader.load(&app.components[slot.id()], slot.policy(), slot.executor())?;
         slot.preload(Arc::new(ready));
     }
@@ -383,14 +451,19 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         &settings.runtime_config,
         |id| components.get(id).and_then(|s| s.concurrency().cloned()),
     )?;
-    // Spares may use half of the pool's headroom (see `build_engine`).
-    crate::instances::set_spare_budget(
-        crate::engine::pool_headroom(settings.engine.max_instances) as usize / 2,
-    );
-    let admission = Admission::new(
-        settings.engine.max_instances as usize,
-        settings.queue.clone(),
-    );
+    let admission = match previous {
+        Some(previous) => previous.admission.clone(),
+        None => {
+            // Spares may use half of the pool's headroom (see `build_engine`).
+            crate::instances::set_spare_budget(
+                crate::engine::pool_headroom(settings.engine.max_instances) as usize / 2,
+            );
+            Arc::new(Admission::new(
+                settings.engine.max_instances as usize,
+                settings.queue.clone(),
+            ))
+        }
+    };
     let static_responses = app
         .http_triggers
         .iter()
@@ -408,6 +481,39 @@ pub fn load(app: App, settings: &RuntimeSettings) -> anyhow::Result<LoadedApp> {
         request_timeout: settings.request_timeout,
         handle,
         key_value,
+        kept,
         redis_triggers,
     })
+}
+
+/// Fails, naming the label, if a component of a reloaded manifest uses a
+/// store or database the (unchanged) runtime config does not define.
+fn check_store_labels(
+    app: &App,
+    key_value: &KeyValueStores,
+    sqlite: &Databases,
+) -> anyhow::Result<()> {
+    for component in app.components.values() {
+        if let Some(label) = component
+            .key_value_stores
+            .iter()
+            .find(|l| !key_value.contains(l))
+        {
+            anyhow::bail!(
+                "component {:?} uses key-value store {label:?}, which is not defined: add [key_value_store.{label}] to the runtime config (--runtime-config-file)",
+                component.id
+            );
+        }
+        if let Some(label) = component
+            .sqlite_databases
+            .iter()
+            .find(|l| sqlite.get(l).is_none())
+        {
+            anyhow::bail!(
+                "component {:?} uses SQLite database {label:?}, which is not defined: add [sqlite_database.{label}] to the runtime config (--runtime-config-file)",
+                component.id
+            );
+        }
+    }
+    Ok(())
 }

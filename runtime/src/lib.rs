@@ -8,7 +8,8 @@
 //! - [`host`] is the per-instance state and the linker of host interfaces;
 //! - [`instances`] schedules requests onto (by default fresh) instances;
 //! - [`app`] ties these into a [`app::LoadedApp`];
-//! - [`server`] is the HTTP front door;
+//! - [`server`] is the HTTP front door, serving a [`live::LiveApp`] that
+//!   `trib watch` replaces while it serves ([`watch`] decides when);
 //! - [`redis_trigger`] runs components for Redis pub/sub messages;
 //! - [`build_cmd`] implements `trib build`;
 //! - [`kube_scaffold`] writes SpinKube manifests (`trib kube scaffold`).
@@ -33,6 +34,7 @@ pub mod guest_output;
 pub mod host;
 pub mod instances;
 pub mod kube_scaffold;
+pub mod live;
 pub mod loader;
 pub mod manifest;
 pub mod metrics;
@@ -51,3 +53,4 @@ pub mod tls;
 pub mod transform_cmd;
 pub mod variables;
 pub mod wagi;
+pub mod watch;

@@ -39,6 +39,10 @@ enum Command {
     /// Run the application: serve its HTTP triggers, subscribe its Redis
     /// triggers.
     Up(Box<UpArgs>),
+    /// Run the application and rebuild and reload it as its files change,
+    /// without dropping the listener or a request in flight (Spin's
+    /// `spin watch`). Flags after `--` are `trib up`'s.
+    Watch(Box<WatchArgs>),
     /// Run each component's `[component.X.build]` command.
     Build(BuildArgs),
     /// Work with transform components (`tributary:pipeline/transformer`).
@@ -523,6 +527,30 @@ struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+struct WatchArgs {
+    /// Milliseconds without a further change before rebuilding (Spin's
+    /// `--debounce`).
+    #[arg(short = 'd', long, default_value_t = 100)]
+    debounce: u64,
+    /// Clear the screen before each rebuild.
+    #[arg(short = 'c', long)]
+    clear: bool,
+    /// Never build: reload when the components' Wasm files, their `files`
+    /// or the manifest change.
+    #[arg(long)]
+    skip_build: bool,
+    #[command(flatten)]
+    up: UpArgs,
+}
+
+/// `trib watch`'s own settings, handed to [`up`].
+struct WatchFlags {
+    debounce: Duration,
+    clear: bool,
+    skip_build: bool,
+}
+
+#[derive(Debug, Args)]
 struct BuildArgs {
     #[command(flatten)]
     manifest: ManifestArg,
@@ -540,11 +568,32 @@ fn transform_run(args: &TransformRunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `trib watch ... -- UP_FLAGS`: `up`'s flags are `watch`'s own (it has
+/// no positional arguments), so the first `--` after `watch` is dropped.
+fn without_watch_separator(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(watch) = args.iter().position(|a| a == "watch") else {
+        return args;
+    };
+    if args[..watch]
+        .iter()
+        .skip(1)
+        .any(|a| !a.to_string_lossy().starts_with('-'))
+    {
+        return args;
+    }
+    let mut args = args;
+    if let Some(sep) = args.iter().skip(watch).position(|a| a == "--") {
+        args.remove(watch + sep);
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(without_watch_separator(std::env::args_os().collect()));
     init_logging();
     let result = match cli.command {
-        Command::Up(args) => up(*args),
+        Command::Up(args) => up(*args, None),
+        Command::Watch(args) => watch(*args),
         Command::Build(args) => args
             .manifest
             .path()
@@ -579,16 +628,49 @@ fn build(manifest: &Path, components: &[String]) -> anyhow::Result<usize> {
     Ok(built)
 }
 
-fn up(args: UpArgs) -> anyhow::Result<()> {
+/// `trib watch`: builds the app (unless `--skip-build`), then serves it as
+/// `trib up` does while [`trib::watch::run`] rebuilds and reloads it.
+fn watch(mut args: WatchArgs) -> anyhow::Result<()> {
+    let manifest = args.up.manifest.source()?.path().context(
+        "trib watch needs a manifest on disk (a spin.toml, or the directory holding one)",
+    )?;
+    // Absolute and without symlinks, as the watcher reports paths.
+    let manifest = manifest
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    if !args.skip_build {
+        // A failed first build is printed; what was built before serves.
+        if let Err(e) = build(&manifest, &[]) {
+            eprintln!("Error: {e:#}");
+            eprintln!("Build failed; serving what was built before");
+        }
+    }
+    args.up.manifest.from = Some(manifest);
+    args.up.build = false;
+    let flags = WatchFlags {
+        debounce: Duration::from_millis(args.debounce),
+        clear: args.clear,
+        skip_build: args.skip_build,
+    };
+    up(args.up, Some(flags))
+}
+
+fn up(args: UpArgs, watch: Option<WatchFlags>) -> anyhow::Result<()> {
     // Resolved once: finding the manifest may print where it was found.
     let source = args.manifest.source()?;
     if args.build {
         build(&source.path()?, &[])?;
     }
     let mut app = source.load(Some(&args.registry))?;
-    for component in app.components.values_mut() {
-        component.environment.extend(args.env.iter().cloned());
-    }
+    let env = args.env.clone();
+    // Applied again to every manifest `trib watch` reads.
+    let adjust: trib::watch::AdjustApp =
+        std::sync::Arc::new(move |app: &mut trib::manifest::App| {
+            for component in app.components.values_mut() {
+                component.environment.extend(env.iter().cloned());
+            }
+        });
+    adjust(&mut app);
     let mut runtime_config = match &args.runtime_config_file {
         Some(path) => trib::runtime_config::load(path, &app)?,
         None => RuntimeConfig::default(),
@@ -663,6 +745,22 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         tls,
     };
     let https = connections.tls.is_some();
+    // What reloads need: the manifest as read, and settings that neither
+    // run `--sqlite` statements nor truncate logs again.
+    let watch = watch.map(|flags| {
+        let mut settings = settings.clone();
+        settings.sqlite_statements.clear();
+        settings.output.truncate = false;
+        trib::watch::WatchOptions {
+            app: app.clone(),
+            debounce: flags.debounce,
+            clear: flags.clear,
+            skip_build: flags.skip_build,
+            settings,
+            adjust,
+            on_manifest: None,
+        }
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -694,11 +792,32 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         let served = if loaded.has_http_triggers() {
             let listener = bind(args.listen, args.find_free_port).await?;
             let addr = listener.local_addr()?;
-            print_routes(&loaded, addr, if https { "https" } else { "http" });
-            trib::server::serve(loaded, listener, stop_rx, connections)
+            let scheme = if https { "https" } else { "http" };
+            print_routes(&loaded, addr, scheme);
+            let live = std::sync::Arc::new(trib::live::LiveApp::new(loaded));
+            let watcher = watch.map(|mut options| {
+                options.on_manifest =
+                    Some(std::sync::Arc::new(move |app: &trib::app::LoadedApp| {
+                        print_routes(app, addr, scheme);
+                    }));
+                let (live, stop) = (live.clone(), stop_rx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = trib::watch::run(live, options, stop).await {
+                        eprintln!("Error: {e}; not watching for changes");
+                    }
+                })
+            });
+            let served = trib::server::serve_live(live, listener, stop_rx, connections)
                 .await
-                .context("server failed")
+                .context("server failed");
+            if let Some(watcher) = watcher {
+                watcher.abort();
+            }
+            served
         } else {
+            if watch.is_some() {
+                eprintln!("The app has no HTTP triggers: nothing to reload; not watching");
+            }
             let mut stop = stop_rx;
             let _ = stop.wait_for(|stop| *stop).await;
             Ok(())

@@ -177,22 +177,34 @@ impl ComponentSlot {
 }
 
 /// Checks every slot for idleness until the returned task is aborted.
-pub fn spawn_reaper(slots: Vec<Arc<ComponentSlot>>) -> Option<tokio::task::JoinHandle<()>> {
-    let shortest = slots
-        .iter()
-        .filter(|s| s.policy.min_warm == 0)
-        .filter_map(|s| s.policy.idle_timeout)
-        .min()?;
-    let period = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// `slots` is asked for the current slots on every tick, so the reaper
+/// follows an app that `trib watch` replaces.
+pub fn spawn_reaper<F>(slots: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Vec<Arc<ComponentSlot>> + Send + 'static,
+{
+    tokio::spawn(async move {
         loop {
-            tick.tick().await;
+            let period = reap_period(&slots());
+            tokio::time::sleep(period).await;
             let now = Instant::now();
-            for slot in &slots {
+            for slot in slots() {
                 slot.unload_if_idle(now);
             }
         }
-    }))
+    })
+}
+
+/// How often to look for idle slots: a quarter of the shortest idle time
+/// (so an idle component goes within 125% of it), 5 s when nothing scales
+/// to zero.
+fn reap_period(slots: &[Arc<ComponentSlot>]) -> Duration {
+    slots
+        .iter()
+        .filter(|s| s.policy.min_warm == 0)
+        .filter_map(|s| s.policy.idle_timeout)
+        .min()
+        .map_or(Duration::from_secs(5), |shortest| {
+            (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(5))
+        })
 }

@@ -20,6 +20,7 @@ use crate::app::LoadedApp;
 use crate::body::LimitedBody;
 use crate::dispatch::{ResponseBody, empty, invoke, static_response, text};
 use crate::engine::epoch::EpochTicker;
+use crate::live::LiveApp;
 use crate::outcome::RequestOutcome;
 use crate::spin_headers::prepare;
 
@@ -68,11 +69,28 @@ const HALT_WAIT: Duration = Duration::from_secs(2);
 pub async fn serve(
     app: Arc<LoadedApp>,
     listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    settings: ConnectionSettings,
+) -> std::io::Result<()> {
+    serve_live(Arc::new(LiveApp::new(app)), listener, shutdown, settings).await
+}
+
+/// [`serve`] for an app that may be replaced while it serves (`trib
+/// watch`): each request reads `live`'s current app once and keeps it, so
+/// requests in flight finish on the version they started on. A replacement
+/// must share the first app's engine ([`crate::app::reload`] does), which
+/// the epoch ticker advances.
+pub async fn serve_live(
+    live: Arc<LiveApp>,
+    listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     settings: ConnectionSettings,
 ) -> std::io::Result<()> {
-    let epoch = EpochTicker::start(app.engine().clone());
-    let reaper = crate::scaling::spawn_reaper(app.components().cloned().collect());
+    let epoch = EpochTicker::start(live.current().engine().clone());
+    let reaper = {
+        let live = live.clone();
+        crate::scaling::spawn_reaper(move || live.current().components().cloned().collect())
+    };
     let connections = Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1)));
     // Every connection task holds a clone of `open`; `closed.recv()` ends
     // once all of them are gone.
@@ -96,7 +114,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         metrics::counter!(crate::metrics::CONNECTIONS).increment(1);
         metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
-        let app = app.clone();
+        let app = live.clone();
         let open = open.clone();
         let conn_shutdown = shutdown.clone();
         let builder = builder.clone();
@@ -156,15 +174,14 @@ pub async fn serve(
         );
     }
     drop(epoch);
-    if let Some(reaper) = reaper {
-        reaper.abort();
-    }
+    reaper.abort();
     Ok(())
 }
 
 /// One accepted connection (plain or after its TLS handshake).
 struct Connection {
-    app: Arc<LoadedApp>,
+    /// Read once per request.
+    app: Arc<LiveApp>,
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     client: SocketAddr,
     idle_timeout: Duration,
@@ -198,7 +215,8 @@ impl Connection {
             if https {
                 req.extensions_mut().insert(http::uri::Scheme::HTTPS);
             }
-            let app = app.clone();
+            // One atomic load: this request keeps this version of the app.
+            let app = app.current();
             async move { Ok::<_, Infallible>(handle(&app, req, client).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(io), service);

@@ -35,3 +35,4 @@ mod spin_cli;
 mod spin_parity;
 mod support;
 mod wagi;
+mod watch;

@@ -150,6 +150,9 @@ pub struct BuildConfig {
     pub workdir: PathBuf,
     /// Extra environment for the commands.
     pub environment: IndexMap<String, String>,
+    /// Globs, relative to `workdir`, of the files whose change calls for a
+    /// rebuild under `trib watch` (Spin's `watch`).
+    pub watch: Vec<String>,
 }
 
 /// One `[[trigger.http]]`.

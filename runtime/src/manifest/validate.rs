@@ -560,5 +560,6 @@ fn build(root: &Path, raw: &RawBuild) -> BuildConfig {
             .as_ref()
             .map_or_else(|| root.to_owned(), |w| root.join(w)),
         environment: raw.environment.clone(),
+        watch: raw.watch.clone(),
     }
 }
