@@ -24,6 +24,7 @@ mod redis_api;
 mod redis_trigger;
 mod registry;
 mod replicas;
+mod reports;
 mod rollups;
 mod runtime_config;
 mod scaling;
