@@ -259,7 +259,11 @@ impl Stream {
                     let deadline = Instant::now() + RELOAD_WAIT * 2;
                     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                         // Every other request takes a while.
-                        let sleep = if (n + i as u64) % 2 == 0 { 0 } else { 150 };
+                        let sleep = if (n + i as u64).is_multiple_of(2) {
+                            0
+                        } else {
+                            150
+                        };
                         n += 1;
                         let started = Instant::now();
                         let result = client
