@@ -79,6 +79,49 @@ const EVENT_NAMES: [&str; 20] = [
     "subscription_renewed",
 ];
 const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
+/// The seeded events stored as page views.
+const PAGE_EVENT: &str = "page_viewed";
+/// The seeded page views' referrers.
+const REFERRERS: [&str; 4] = [
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://example.com/blog",
+    "",
+];
+/// The reports timed over the seeded events (issue 16): a label and the
+/// request's path and query, under the versioned API.
+const REPORTS: [(&str, &str); 9] = [
+    (
+        "funnel, 3 steps, 7-day window",
+        "/api/v1/funnel?steps=signed_up,product_viewed,checkout_completed&window=7d",
+    ),
+    (
+        "funnel, 3 steps, by plan",
+        "/api/v1/funnel?steps=signed_up,product_viewed,checkout_completed&window=7d&breakdown=plan",
+    ),
+    (
+        "funnel, 2 steps, a property filter",
+        "/api/v1/funnel?steps=%5B%7B%22event%22%3A%22product_added%22%2C%22where%22%3A%7B%22plan%22%3A%22pro%22%7D%7D%2C%22checkout_completed%22%5D&window=1d",
+    ),
+    (
+        "retention, daily, 7 periods",
+        "/api/v1/retention?start_event=signed_up&return_event=logged_in&period=day&periods=7",
+    ),
+    (
+        "retention, weekly, 4 periods",
+        "/api/v1/retention?start_event=signed_up&return_event=logged_in&period=week&periods=4",
+    ),
+    ("top pages", "/api/v1/top/pages?limit=10"),
+    ("top referrers", "/api/v1/top/referrers?limit=10"),
+    (
+        "breakdown by plan, one event",
+        "/api/v1/breakdown?property=plan&event=checkout_completed",
+    ),
+    (
+        "breakdown by plan, every event",
+        "/api/v1/breakdown?property=plan",
+    ),
+];
 
 /// Rows per transaction when seeding the query database.
 const SEED_TRANSACTION: u64 = 100_000;
@@ -717,6 +760,13 @@ fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Query> {
             .with_context(|| format!("GET {path}"))?;
         through_trib.push((path, measured));
     }
+    let mut reports = Vec::new();
+    for (label, path) in REPORTS {
+        let (latency, rows) = runtime
+            .block_on(time_report(server.addr, &auth, path, requests))
+            .with_context(|| format!("GET {path}"))?;
+        reports.push((label, path, latency, rows));
+    }
     drop(server);
 
     let mut cases = Vec::new();
@@ -743,6 +793,23 @@ fn query(tools: &Tools, events: u64, requests: usize) -> anyhow::Result<Query> {
             trib,
             native,
             scan_ms: Some(scan_ms),
+        });
+    }
+    for (label, path, trib, rows) in reports {
+        let native = time_native_report(&database, path, requests)?;
+        eprintln!(
+            "{label:>34} ({events} seeded): trib p50 {:.1} ms p90 {:.1} ms max {:.1} ms; native p50 {:.1} ms; {rows} rows",
+            trib.p50_ms, trib.p90_ms, trib.max_ms, native.p50_ms
+        );
+        cases.push(QueryCase {
+            window: label.to_owned(),
+            path: path.to_owned(),
+            events,
+            buckets: rows,
+            requests,
+            trib,
+            native,
+            scan_ms: None,
         });
     }
     Ok(Query {
@@ -782,6 +849,216 @@ async fn time_counts(
         }
     }
     Ok((latency(times), answer))
+}
+
+/// Times `requests` sequential `GET path` of a report after the
+/// warm-ups; returns the latency and the rows of the last answer (funnel
+/// steps, retention cohorts, breakdown rows), which must not all be empty:
+/// a report over nothing would time nothing.
+async fn time_report(
+    addr: SocketAddr,
+    auth: &HeaderValue,
+    path: &str,
+    requests: usize,
+) -> anyhow::Result<(Latency, u64)> {
+    let mut client = Client::new(addr)?;
+    let mut times = Vec::with_capacity(requests);
+    let mut rows = 0;
+    for i in 0..WARMUPS + requests {
+        let started = Instant::now();
+        let (status, body) = client.send(Method::GET, path, auth, Bytes::new()).await?;
+        let elapsed = started.elapsed();
+        if status != 200 {
+            bail!("status {status}: {}", String::from_utf8_lossy(&body));
+        }
+        if i >= WARMUPS {
+            times.push(elapsed.as_secs_f64() * 1e3);
+        }
+        if i + 1 == WARMUPS + requests {
+            let json: Value = serde_json::from_slice(&body).context("the answer is not JSON")?;
+            let list = ["steps", "cohorts", "rows"]
+                .into_iter()
+                .find_map(|key| json.get(key).and_then(Value::as_array))
+                .context("the answer has no steps, cohorts or rows")?;
+            let first = &list.first().context("an empty answer")?;
+            let reached = ["users", "events"]
+                .into_iter()
+                .find_map(|key| first.get(key).and_then(Value::as_i64));
+            if reached == Some(0) {
+                bail!("the answer counts nothing: {json}");
+            }
+            rows = list.len() as u64;
+        }
+    }
+    Ok((latency(times), rows))
+}
+
+/// The statements a report path runs (the query function's own, from
+/// `event_store::reports`), for SQLite and source `dev`.
+fn report_statements(path: &str) -> anyhow::Result<Vec<(String, Vec<Param>)>> {
+    use event_store::reports::{Breakdown, Dialect, Funnel, Period, Retention, Step};
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let q: std::collections::HashMap<String, String> = url_pairs(query);
+    let get = |k: &str| q.get(k).cloned();
+    let names = |k: &str| -> Vec<String> {
+        get(k)
+            .unwrap_or_default()
+            .split('.')
+            .map(str::to_owned)
+            .collect()
+    };
+    let statement = match route {
+        "/api/v1/funnel" => {
+            let steps_text = get("steps").context("steps")?;
+            let steps: Vec<Step> = if steps_text.starts_with('[') {
+                let items: Vec<Value> = serde_json::from_str(&steps_text)?;
+                items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(name) => Step {
+                            event: name.clone(),
+                            filters: vec![],
+                        },
+                        other => Step {
+                            event: other["event"].as_str().unwrap_or_default().to_owned(),
+                            filters: other["where"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(path, v)| event_store::reports::PropertyFilter {
+                                    path: path.split('.').map(str::to_owned).collect(),
+                                    json: v.to_string(),
+                                })
+                                .collect(),
+                        },
+                    })
+                    .collect()
+            } else {
+                steps_text
+                    .split(',')
+                    .map(|name| Step {
+                        event: name.to_owned(),
+                        filters: vec![],
+                    })
+                    .collect()
+            };
+            let window = match get("window").as_deref() {
+                Some("1d") => DAY_MS,
+                _ => 7 * DAY_MS,
+            };
+            let breakdown = get("breakdown").map(|_| names("breakdown"));
+            vec![
+                Funnel::new(steps, window, 0, i64::MAX, breakdown)?
+                    .statement(Dialect::Sqlite, SOURCE),
+            ]
+        }
+        "/api/v1/retention" => {
+            let period = if get("period").as_deref() == Some("week") {
+                Period::Week
+            } else {
+                Period::Day
+            };
+            let periods = get("periods").context("periods")?.parse()?;
+            Retention::new(
+                get("start_event").context("start_event")?,
+                get("return_event").context("return_event")?,
+                period,
+                periods,
+                0,
+                i64::MAX,
+            )?
+            .statements(Dialect::Sqlite, SOURCE)
+            .to_vec()
+        }
+        "/api/v1/top/pages" | "/api/v1/top/referrers" => {
+            let property = if route.ends_with("pages") {
+                "path"
+            } else {
+                "referrer"
+            };
+            vec![
+                Breakdown::new(
+                    vec![property.to_owned()],
+                    Some("page".to_owned()),
+                    None,
+                    0,
+                    i64::MAX,
+                    10,
+                )?
+                .statement(Dialect::Sqlite, SOURCE),
+            ]
+        }
+        "/api/v1/breakdown" => {
+            vec![
+                Breakdown::new(names("property"), None, get("event"), 0, i64::MAX, 10)?
+                    .statement(Dialect::Sqlite, SOURCE),
+            ]
+        }
+        other => bail!("no native statement for {other}"),
+    };
+    Ok(statement)
+}
+
+/// A query string's pairs, decoded.
+fn url_pairs(query: &str) -> std::collections::HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let v = percent_decode(v);
+            (k.to_owned(), v)
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded (the benchmark's own paths: ASCII escapes only).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs a report's statement natively the way the query function does
+/// (fresh connection, every row collected).
+fn time_native_report(database: &Path, path: &str, requests: usize) -> anyhow::Result<Latency> {
+    let statements = report_statements(path)?;
+    let mut times = Vec::with_capacity(requests);
+    for i in 0..WARMUPS + requests {
+        let started = Instant::now();
+        let conn = open(database)?;
+        let mut all: Vec<Vec<rusqlite::types::Value>> = Vec::new();
+        for (sql, params) in &statements {
+            let mut stmt = conn.prepare(sql)?;
+            let width = stmt.column_count();
+            let mut rows = stmt.query(rusqlite::params_from_iter(
+                params.iter().cloned().map(sql_value),
+            ))?;
+            while let Some(row) = rows.next()? {
+                all.push((0..width).map(|c| row.get(c)).collect::<Result<_, _>>()?);
+            }
+        }
+        if all.is_empty() {
+            bail!("{path}: the native statement found nothing");
+        }
+        if i >= WARMUPS {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(latency(times))
 }
 
 /// One bucket of a counts answer: start, events, unique users.
@@ -983,18 +1260,28 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
             for i in n..(n + SEED_TRANSACTION).min(events) {
                 let offset = (i as u128 * span / events as u128) as i64 + (mix(i) % 60_000) as i64;
                 let timestamp_ms = START_MS + offset.min(DAYS * DAY_MS - 1);
-                let e = Event::new(format!("seed-{i}"), i, timestamp_ms);
+                let mut e = Event::new(format!("seed-{i}"), i, timestamp_ms);
+                // `page_viewed` events are page views (for the top pages
+                // and referrers reports), with a path and a referrer.
+                let kind = if e.name == PAGE_EVENT {
+                    let r = mix(i ^ 0x5eed);
+                    e.properties["path"] = json!(format!("/page-{}", r % 40));
+                    e.properties["referrer"] = json!(REFERRERS[((r >> 8) % 4) as usize]);
+                    "page"
+                } else {
+                    "track"
+                };
                 let new = insert.execute(params![
                     SOURCE,
                     e.message_id,
-                    "track",
+                    kind,
                     e.name,
                     e.user_id,
                     Option::<&str>::None,
                     e.timestamp_ms,
                     e.timestamp_ms + 1_000,
                     e.properties.to_string(),
-                    e.message().to_string()
+                    raw_message(&e, kind).to_string()
                 ])?;
                 if new == 1 {
                     rollups.add(SOURCE, Some(e.name), Some(&e.user_id), e.timestamp_ms);
@@ -1007,6 +1294,19 @@ fn seed(path: &Path, events: u64) -> anyhow::Result<()> {
         n += SEED_TRANSACTION;
     }
     Ok(())
+}
+
+/// The message a seeded event stands for: a page view's as a `page` call.
+fn raw_message(e: &Event, kind: &str) -> Value {
+    let mut m = e.message();
+    if kind == "page" {
+        m["type"] = json!("page");
+        m["name"] = json!(e.name);
+        if let Some(fields) = m.as_object_mut() {
+            fields.remove("event");
+        }
+    }
+    m
 }
 
 /// Copies the SQLite database at `from` (consistent even while trib has

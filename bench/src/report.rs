@@ -13,6 +13,9 @@ pub const INGEST_TARGET_EVENTS_PER_SEC: f64 = 100_000.0;
 pub const INGEST_TARGET_RATIO: f64 = 0.5;
 /// Query aim: median `GET /api/counts` latency, milliseconds.
 pub const QUERY_TARGET_P50_MS: f64 = 50.0;
+/// Reports aim (issue 16): a funnel, retention, top list or breakdown over
+/// 1,000,000 events in under 200 ms (median), milliseconds.
+pub const REPORT_TARGET_P50_MS: f64 = 200.0;
 
 /// Everything one run measured, with the machine it ran on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -294,6 +297,11 @@ fn throughput_markdown(out: &mut String, results: &Results) {
     for trib in ["trib p3 fresh", "trib p3 reuse"] {
         pairs.push((trib.to_owned(), "native hyper".to_owned()));
     }
+    // What exporting every request's spans costs (when it was run).
+    let traced = crate::scenarios::TRACED;
+    if results.throughput.iter().any(|p| p.peer == traced) {
+        pairs.push((traced.to_owned(), "trib p3 fresh".to_owned()));
+    }
     // The concurrency levels run (all three, or the smoke run's one).
     let mut levels: Vec<u32> = results
         .throughput
@@ -412,6 +420,12 @@ fn ingest_markdown(out: &mut String, i: &Ingest) {
     );
 }
 
+/// Whether a query case is one of the reports (issue 16) rather than a
+/// counts window.
+fn is_report(c: &crate::data::QueryCase) -> bool {
+    c.path.starts_with("/api/v1/")
+}
+
 fn query_markdown(out: &mut String, q: &Query) {
     let ms = |v: f64| format!("{v:.1}");
     heading(
@@ -454,6 +468,7 @@ fn query_markdown(out: &mut String, q: &Query) {
         "\n{requests} sequential requests per window after 2 warm-ups. Aim: p50 under {QUERY_TARGET_P50_MS:.0} ms ({}).",
         q.cases
             .iter()
+            .filter(|c| !is_report(c))
             .map(|c| format!(
                 "{}: {}",
                 c.window,
@@ -462,6 +477,25 @@ fn query_markdown(out: &mut String, q: &Query) {
             .collect::<Vec<_>>()
             .join("; ")
     );
+    let reports: Vec<String> = q
+        .cases
+        .iter()
+        .filter(|c| is_report(c))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c.window,
+                verdict(c.trib.p50_ms < REPORT_TARGET_P50_MS)
+            )
+        })
+        .collect();
+    if !reports.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nReports (`/api/v1/...`; the rows column counts the answer's steps, cohorts or rows). Aim: p50 under {REPORT_TARGET_P50_MS:.0} ms ({}).",
+            reports.join("; ")
+        );
+    }
 }
 
 #[cfg(test)]
