@@ -20,13 +20,6 @@ use crate::Param;
 /// version 4 indexes, so it must be spelled exactly so).
 const USER: &str = "COALESCE(e.user_id, e.anonymous_id)";
 
-/// The time of row `e` where a condition on it must not choose the index
-/// (SQLite's unary `+`): a first event per user is found fastest by
-/// reading `events_by_name_user` in user order, which holds the time too,
-/// rather than the rows of a time range of `events_by_name`, each looked
-/// up in the table for its user.
-const ANY_INDEX_TIME: &str = "+e.timestamp_ms";
-
 /// The most steps a funnel may have: each is one more index seek per user.
 pub const MAX_STEPS: usize = 10;
 /// The most property filters one funnel step may have.
@@ -126,6 +119,19 @@ impl Dialect {
             Dialect::Postgres => format!(
                 "({alias}.properties::jsonb #> CAST({path} AS text)::text[]) = CAST({value} AS text)::jsonb"
             ),
+        }
+    }
+
+    /// `events e`, for SQLite read through `events_by_name_user`: the
+    /// lookups of one user's events of one name (a first event per user,
+    /// a funnel step, a retention return) are one seek in that index, but
+    /// without statistics (the store never runs `ANALYZE`) SQLite's
+    /// planner prefers a time range of `events_by_time_users` instead,
+    /// which reads every event of the window for every user.
+    pub fn events_by_user(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "events e INDEXED BY events_by_name_user",
+            Dialect::Postgres => "events e",
         }
     }
 
@@ -284,16 +290,17 @@ impl Funnel {
             })
             .collect();
         let first = &conditions[0];
+        let by_user = dialect.events_by_user();
         let mut sql = format!(
-            "WITH s1 AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t1 FROM events e \
-             WHERE {first} AND {ANY_INDEX_TIME} >= {from} AND {ANY_INDEX_TIME} < {to} AND {USER} IS NOT NULL \
+            "WITH s1 AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t1 FROM {by_user} \
+             WHERE {first} AND e.timestamp_ms >= {from} AND e.timestamp_ms < {to} AND {USER} IS NOT NULL \
              GROUP BY {USER}), "
         );
         let group = match &self.breakdown {
             Some(path) => {
                 let path = b.bind(dialect.path_param(path));
                 format!(
-                    "(SELECT {} FROM events e WHERE {first} AND {USER} = p.u AND e.timestamp_ms = p.t1 ORDER BY e.id LIMIT 1)",
+                    "(SELECT {} FROM {by_user} WHERE {first} AND {USER} = p.u AND e.timestamp_ms = p.t1 ORDER BY e.id LIMIT 1)",
                     dialect.property_text("e", &path)
                 )
             }
@@ -306,7 +313,7 @@ impl Funnel {
         for (i, condition) in conditions.iter().enumerate().skip(1) {
             let k = i + 1;
             sql.push_str(&format!(
-                ", f{k} AS (SELECT {columns}, (SELECT MIN(e.timestamp_ms) FROM events e \
+                ", f{k} AS (SELECT {columns}, (SELECT MIN(e.timestamp_ms) FROM {by_user} \
                  WHERE {condition} AND {USER} = p.u AND e.timestamp_ms > p.t{i} AND e.timestamp_ms <= p.t1 + {window}) AS t{k} \
                  FROM f{i} p)"
             ));
@@ -467,7 +474,7 @@ impl Retention {
     /// cohort's size, read by [`Retention::row`]; a period no one returned
     /// in has no row.
     pub fn statements(&self, dialect: Dialect, source: &str) -> [(String, Vec<Param>); 2] {
-        let _ = dialect;
+        let by_user = dialect.events_by_user();
         let cohorts = |b: &mut Binder| {
             let src = b.bind(Param::Text(source.to_owned()));
             let start = b.bind(Param::Text(self.start_event.clone()));
@@ -476,8 +483,8 @@ impl Retention {
             let width = b.bind(Param::Int(self.period.ms()));
             let offset = b.bind(Param::Int(self.period.offset_ms()));
             let sql = format!(
-                "WITH firsts AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t FROM events e \
-                 WHERE e.source = {src} AND e.name = {start} AND {ANY_INDEX_TIME} >= {from} AND {ANY_INDEX_TIME} < {to} AND {USER} IS NOT NULL \
+                "WITH firsts AS (SELECT {USER} AS u, MIN(e.timestamp_ms) AS t FROM {by_user} \
+                 WHERE e.source = {src} AND e.name = {start} AND e.timestamp_ms >= {from} AND e.timestamp_ms < {to} AND {USER} IS NOT NULL \
                  GROUP BY {USER}), \
                  cohorts AS (SELECT u, t, ((t - {offset}) / {width}) * {width} + {offset} AS cs FROM firsts)"
             );
@@ -493,7 +500,7 @@ impl Retention {
         let span = returns.bind(Param::Int((self.periods + 1) * self.period.ms()));
         let returns_sql = format!(
             "{with} SELECT c.cs, (e.timestamp_ms - c.cs) / {width} AS k, COUNT(DISTINCT c.u) AS n FROM cohorts c \
-             JOIN events e ON e.source = {src} AND e.name = {back} AND {USER} = c.u \
+             JOIN {by_user} ON e.source = {src} AND e.name = {back} AND {USER} = c.u \
              AND e.timestamp_ms >= c.t AND e.timestamp_ms < c.cs + {span} \
              GROUP BY c.cs, (e.timestamp_ms - c.cs) / {width}"
         );
