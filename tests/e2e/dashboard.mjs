@@ -31,9 +31,9 @@ const TOKEN = 'dev-read-token';
 const started = Date.now();
 // The whole run is bounded: a hang fails instead of blocking the suite.
 const deadline = setTimeout(() => {
-  console.error('dashboard e2e: over 120 s, giving up');
+  console.error('dashboard e2e: over 150 s, giving up');
   process.exit(1);
-}, 120_000);
+}, 150_000);
 
 function step(text) {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
@@ -80,7 +80,7 @@ async function text(page, selector) {
 }
 
 /** Waits until the page function returns truthy (with `arg`), or fails with `what`. */
-async function until(page, what, fn, arg, timeout = 15_000) {
+async function until(page, what, fn, arg, timeout = 30_000) {
   try {
     await page.waitForFunction(fn, arg, { timeout, polling: 100 });
   } catch (e) {
@@ -150,7 +150,7 @@ try {
 
   step('run the empty state curl command as shown; the page notices the event');
   execFileSync('sh', ['-c', `${curl} --fail-with-body --silent --show-error`], { stdio: 'inherit', timeout: 15_000 });
-  await page.locator('#empty').waitFor({ state: 'hidden', timeout: 15_000 });
+  await page.locator('#empty').waitFor({ state: 'hidden', timeout: 30_000 });
   await until(page, 'the first event in the chart', () => document.getElementById('overview').dataset.total === '1');
 
   step('send events with Segment Python client; refresh');
@@ -223,7 +223,7 @@ try {
   await until(page, 'the new event arriving in the live tail', () => {
     const row = document.querySelector('#live-table tbody tr');
     return row && /Live Ping/.test(row.textContent) && row.classList.contains('new');
-  }, undefined, 15_000);
+  }, undefined, 30_000);
 
   step('errors are shown: a query error, then an unreachable server');
   await watch.expect(/status of 400/, async () => {

@@ -8,6 +8,7 @@ mod app;
 mod build;
 mod compose;
 mod crash;
+mod dashboard;
 mod files_env;
 mod hardening;
 mod host_apis;
