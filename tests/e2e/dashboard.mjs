@@ -114,7 +114,10 @@ const browser = await chromium.launch({
   headless: true,
 });
 try {
-  const desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const desktop = await browser.newContext({
+    viewport: { width: 1280, height: 900 },
+    permissions: ['clipboard-read', 'clipboard-write'],
+  });
   const page = await desktop.newPage();
   const watch = watchErrors(page, 'desktop');
 
@@ -146,6 +149,10 @@ try {
   assert.ok(curl.includes(`${base}/v1/track`), curl);
   assert.ok((await text(page, '#py-snippet')).includes(`analytics.host = '${base}'`));
   assert.ok((await text(page, '#js-snippet')).includes(`host: '${base}'`));
+  // The copy buttons are named for what they copy, and copy it.
+  await page.getByRole('button', { name: 'Copy the curl command' }).click();
+  await until(page, 'the copy confirmation', () => /Copied/.test(document.getElementById('copy-status').textContent));
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), curl);
   await page.screenshot({ path: join(artifacts, 'dashboard-empty.png'), fullPage: true });
 
   step('run the empty state curl command as shown; the page notices the event');
