@@ -244,9 +244,21 @@ pub fn trib_command(tools: &Tools, app: &TempApp, addr: SocketAddr, cache: &Path
 
 /// Starts `trib` with an admin listener.
 pub fn start_trib(tools: &Tools, app: &TempApp, cache: &Path) -> anyhow::Result<Server> {
+    start_trib_with_env(tools, app, cache, &[])
+}
+
+/// Starts `trib` with an admin listener and extra environment variables
+/// (the OTLP settings of the traced run).
+pub fn start_trib_with_env(
+    tools: &Tools,
+    app: &TempApp,
+    cache: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<Server> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let mut c = trib_command(tools, app, addr, cache);
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     c.arg("--admin-listen").arg(admin.to_string());
     let mut server = start(c, addr, "/.well-known/spin/health")?;
     server.admin = Some(admin);

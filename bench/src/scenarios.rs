@@ -44,6 +44,9 @@ const REUSE_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\nmax_reque
 /// Fresh instance per request, loaded at startup.
 const FRESH_CONFIG: &str = "[component.hello.tool.trib]\nmin_warm = 1\n";
 
+/// The traced run's name in the tables.
+pub const TRACED: &str = "trib p3 fresh traced";
+
 /// Throughput and latency of every peer at every concurrency level.
 pub fn throughput(tools: &Tools, settings: &Settings) -> anyhow::Result<Vec<PeerRuns>> {
     let cache = tempfile::tempdir()?;
@@ -63,6 +66,21 @@ pub fn throughput(tools: &Tools, settings: &Settings) -> anyhow::Result<Vec<Peer
         runs.instantiation_us = (count > 0.0).then(|| sum / count * 1e6);
         all.push(runs);
     }
+    // What tracing costs: the fresh run again, every request's spans
+    // exported over OTLP/HTTP to a sink (the native peer) that drops them.
+    let sink = peers::start_native(tools)?;
+    let app = peers::hello_app(&tools.hello_p3, FRESH_CONFIG)?;
+    let otlp = [
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{}", sink.addr),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+    ];
+    let server = peers::start_trib_with_env(tools, &app, cache.path(), &otlp)?;
+    all.push(load_all(TRACED, &server, settings)?);
+    drop(server);
+    drop(sink);
     for wasmtime in &tools.wasmtime {
         let wasmtime_runs = [
             ("p3 fresh", &tools.hello_p3, true),

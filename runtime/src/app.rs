@@ -94,6 +94,8 @@ pub struct LoadedApp {
     kept: Kept,
     /// `[[trigger.redis]]` subscriptions and their loaded handlers.
     redis_triggers: crate::redis_trigger::RedisTriggers,
+    /// `[[trigger.cron]]` schedules and their loaded handlers.
+    cron_triggers: crate::cron_trigger::CronTriggers,
 }
 
 impl LoadedApp {
@@ -191,6 +193,11 @@ impl LoadedApp {
     /// The app's Redis triggers.
     pub fn redis_triggers(&self) -> &crate::redis_trigger::RedisTriggers {
         &self.redis_triggers
+    }
+
+    /// The app's cron triggers.
+    pub fn cron_triggers(&self) -> &crate::cron_trigger::CronTriggers {
+        &self.cron_triggers
     }
 }
 
@@ -324,7 +331,8 @@ fn assemble(
     previous: Option<&LoadedApp>,
     warm: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<LoadedApp> {
-    if app.http_triggers.is_empty() && app.redis_triggers.is_empty() {
+    if app.http_triggers.is_empty() && app.redis_triggers.is_empty() && app.cron_triggers.is_empty()
+    {
         return Err(LoadError::NoHttpTriggers(app.manifest_path.clone()).into());
     }
     let executors = executors(&app)?;
@@ -451,6 +459,12 @@ fn assemble(
         &settings.runtime_config,
         |id| components.get(id).and_then(|s| s.concurrency().cloned()),
     )?;
+    let cron_triggers = crate::cron_trigger::CronTriggers::prepare(
+        &app,
+        &loader,
+        &settings.runtime_config,
+        |id| components.get(id).and_then(|s| s.concurrency().cloned()),
+    )?;
     let admission = match previous {
         Some(previous) => previous.admission.clone(),
         None => {
@@ -483,6 +497,7 @@ fn assemble(
         key_value,
         kept,
         redis_triggers,
+        cron_triggers,
     })
 }
 

@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -90,17 +89,14 @@ pub struct Finish {
     /// (the client went away).
     pub delivery: Delivery,
     /// Where the request is recorded.
-    pub metrics: crate::metrics::ComponentMetrics,
+    pub record: crate::telemetry::RequestRecord,
     /// The status sent.
     pub status: u16,
-    /// When routing started.
-    pub started: Instant,
 }
 
 impl Finish {
     fn record(self) {
-        self.metrics
-            .request_done(self.status, self.started.elapsed());
+        self.record.done(self.status);
     }
 }
 

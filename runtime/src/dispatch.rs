@@ -19,6 +19,7 @@ use crate::outbound::{Chain, ChainFuture, IoFuture};
 use crate::outcome::{Delivery, RequestOutcome};
 use crate::router::RouteMatch;
 use crate::scaling::ComponentSlot;
+use crate::telemetry::{RequestInfo, RequestRecord, RequestTrace};
 
 /// The body type of every response we send.
 pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -31,16 +32,38 @@ pub async fn invoke(
     app: &LoadedApp,
     slot: &ComponentSlot,
     component: &str,
+    route: String,
     req: wasmtime_wasi_http::handler::Request,
     outcome: Arc<RequestOutcome>,
     started: Instant,
 ) -> Response<ResponseBody> {
+    let trace = RequestTrace::start(
+        req.headers(),
+        RequestInfo {
+            method: req.method(),
+            path: req.uri().path(),
+            route: &route,
+            component,
+        },
+    );
+    if trace.context().is_some() {
+        outcome.set_trace(trace.clone());
+    }
+    let record = RequestRecord {
+        metrics: slot.metrics().clone(),
+        trace,
+        route,
+        started,
+    };
+    let trace = &record.trace;
     let done = |status: StatusCode, body: &'static str| {
-        slot.metrics()
-            .request_done(status.as_u16(), started.elapsed());
+        record.done(status.as_u16());
         text(status, body)
     };
-    match app.admission().admit(slot.concurrency()).await {
+    let queued_at = trace.now();
+    let admitted = app.admission().admit(slot.concurrency()).await;
+    trace.phase("queue_wait", queued_at);
+    match admitted {
         // Held by the outcome: until the response is done and no instance
         // works for the request any more.
         Ok(admitted) => outcome.hold(admitted),
@@ -59,10 +82,12 @@ pub async fn invoke(
         }
     }
     let in_flight = slot.enter();
+    let load_at = trace.now();
     let ready = match slot.get().await {
         Ok((ready, cold)) => {
             if cold {
                 crate::metrics::cold_start(component);
+                trace.phase("load_component", load_at);
             }
             ready
         }
@@ -77,7 +102,9 @@ pub async fn invoke(
     // If this future is dropped while the guest works (the client went
     // away), the guest is stopped: nobody is left to answer.
     let mut delivery = Delivery::new(outcome.clone());
+    let guest_at = trace.now();
     let result = ready.handler.handle(outcome.clone(), req).await;
+    trace.phase("execute_wasm_component", guest_at);
     if result.is_err() {
         // The client will hear of it: an error status follows.
         delivery.delivered();
@@ -135,9 +162,8 @@ pub async fn invoke(
     let finish = Finish {
         guards: Box::new((in_flight, ready)),
         delivery,
-        metrics: slot.metrics().clone(),
+        record,
         status,
-        started,
     };
     resp.map(|body| {
         TrackedBody::new(body, finish)
@@ -253,6 +279,7 @@ impl Chain for LoadedApp {
                 &app,
                 &slot,
                 &route.component,
+                route.raw_route.clone(),
                 request,
                 outcome,
                 Instant::now(),

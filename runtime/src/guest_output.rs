@@ -20,6 +20,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
+use crate::telemetry::StoreTrace;
+
 /// Which components' output is echoed on the terminal (`--follow`, `-q`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Follow {
@@ -139,14 +141,21 @@ impl OutputSettings {
                 })?;
             Ok(Some(Arc::new(file)))
         };
+        let id: Arc<str> = component.into();
         Ok(ComponentOutput {
             stdout: GuestStream {
                 file: open("stdout")?,
                 echo: echo.clone(),
+                component: id.clone(),
+                stream: "stdout",
+                trace: None,
             },
             stderr: GuestStream {
                 file: open("stderr")?,
                 echo,
+                component: id,
+                stream: "stderr",
+                trace: None,
             },
         })
     }
@@ -183,15 +192,72 @@ pub struct ComponentOutput {
 pub struct GuestStream {
     file: Option<Arc<File>>,
     echo: Option<Arc<str>>,
+    component: Arc<str>,
+    stream: &'static str,
+    /// The store's request, whose trace ID tags echoed lines.
+    trace: Option<Arc<StoreTrace>>,
 }
 
 impl GuestStream {
+    /// This sink for one store: echoed lines carry the trace ID of the
+    /// request the store works for (the log files keep Spin's plain text).
+    pub fn for_store(&self, trace: &Arc<StoreTrace>) -> Self {
+        let mut stream = self.clone();
+        stream.trace = Some(trace.clone());
+        stream
+    }
+
     fn writer(&self) -> GuestWriter {
         GuestWriter {
             file: self.file.clone(),
-            echo: self.echo.clone(),
+            echo: self.echo.clone().map(|prefix| Echo {
+                prefix,
+                component: self.component.clone(),
+                stream: self.stream,
+                trace: self.trace.clone(),
+            }),
             at_line_start: true,
         }
+    }
+}
+
+/// Where and how echoed lines are tagged.
+struct Echo {
+    prefix: Arc<str>,
+    component: Arc<str>,
+    stream: &'static str,
+    trace: Option<Arc<StoreTrace>>,
+}
+
+impl Echo {
+    fn trace_id(&self) -> Option<String> {
+        crate::telemetry::request::trace_id(&self.trace.as_ref()?.context()?)
+    }
+
+    fn write(&self, bytes: &[u8], at_line_start: &mut bool) {
+        let trace_id = self.trace_id();
+        if crate::telemetry::logs::json() {
+            let text = String::from_utf8_lossy(bytes);
+            for line in text.lines() {
+                crate::telemetry::logs::guest_line(
+                    &self.component,
+                    self.stream,
+                    line,
+                    trace_id.as_deref(),
+                );
+            }
+            return;
+        }
+        let echoed = match trace_id {
+            Some(id) => {
+                let prefix = format!("{} {id}] ", self.prefix.trim_end_matches("] "));
+                prefixed(&prefix, bytes, at_line_start)
+            }
+            None => prefixed(&self.prefix, bytes, at_line_start),
+        };
+        // The terminal is best effort: a closed stderr must not fail the
+        // guest's write.
+        let _ = std::io::stderr().lock().write_all(&echoed);
     }
 }
 
@@ -215,7 +281,7 @@ impl StdoutStream for GuestStream {
 /// line, so each echoed line gets its prefix once.
 struct GuestWriter {
     file: Option<Arc<File>>,
-    echo: Option<Arc<str>>,
+    echo: Option<Echo>,
     at_line_start: bool,
 }
 
@@ -224,11 +290,8 @@ impl GuestWriter {
         if let Some(file) = &self.file {
             (&**file).write_all(bytes)?;
         }
-        if let Some(prefix) = &self.echo {
-            let echoed = prefixed(prefix, bytes, &mut self.at_line_start);
-            // The terminal is best effort: a closed stderr must not fail the
-            // guest's write.
-            let _ = std::io::stderr().lock().write_all(&echoed);
+        if let Some(echo) = &self.echo {
+            echo.write(bytes, &mut self.at_line_start);
         }
         Ok(())
     }

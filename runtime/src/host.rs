@@ -22,6 +22,7 @@ use crate::manifest::Component;
 use crate::outbound::{OutboundHooks, OutboundHttp};
 use crate::outcome::InstanceRequests;
 use crate::spin_apis::{SpinCtx, SpinView};
+use crate::telemetry::StoreTrace;
 
 /// Per-store state of one guest instance.
 pub struct HostState {
@@ -32,6 +33,11 @@ pub struct HostState {
     spin: SpinCtx,
     /// Memory and table growth limits checked by Wasmtime.
     pub limits: MemoryLimit,
+    /// The request this store works for, for spans and log lines.
+    pub trace: Arc<StoreTrace>,
+    /// When the instance was made (start, end), kept until the first
+    /// request's trace records it; only set while traces are exported.
+    pub instantiated: Option<(std::time::SystemTime, std::time::SystemTime)>,
 }
 
 /// Caps linear-memory growth and remembers that the cap was hit, so the
@@ -162,11 +168,12 @@ impl InstanceTemplate {
     }
 
     fn build(&self, io: Option<CommandIo>) -> HostState {
+        let trace = Arc::new(StoreTrace::new(self.component.clone()));
         let mut wasi = WasiCtxBuilder::new();
         match &self.output {
             Some(output) => {
-                wasi.stdout(output.stdout.clone())
-                    .stderr(output.stderr.clone());
+                wasi.stdout(output.stdout.for_store(&trace))
+                    .stderr(output.stderr.for_store(&trace));
             }
             None => {
                 wasi.inherit_stdout().inherit_stderr();
@@ -211,13 +218,18 @@ impl InstanceTemplate {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundHooks(self.outbound.clone()),
+            outbound: OutboundHooks {
+                http: self.outbound.clone(),
+                trace: trace.clone(),
+            },
             spin: self.spin.clone(),
             limits: MemoryLimit {
                 max_bytes: self.max_memory,
                 exceeded: false,
                 outcomes: InstanceRequests::default(),
             },
+            trace,
+            instantiated: None,
         }
     }
 }
@@ -279,6 +291,7 @@ impl WasiHttpView for HostState {
 }
 
 fn spin_view(state: &mut HostState) -> SpinView<'_> {
+    crate::telemetry::host_calls::note_caller(&state.trace);
     SpinView {
         ctx: &mut state.spin,
         table: &mut state.table,

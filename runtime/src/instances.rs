@@ -209,6 +209,7 @@ impl InstanceMaker {
     /// A new store with fresh host state and a new instance in it.
     async fn make(&self) -> wasmtime::Result<(Store<HostState>, Proxy)> {
         let started = Instant::now();
+        let started_at = crate::telemetry::export::tracer().map(|_| std::time::SystemTime::now());
         let mut store = Store::new(&self.engine, self.template.state());
         store.limiter(|state| &mut state.limits);
         // Yield to the async runtime on every epoch tick so a busy guest
@@ -218,6 +219,9 @@ impl InstanceMaker {
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instances_created.fetch_add(1, Ordering::Relaxed);
         self.metrics.instantiated(started.elapsed());
+        if let Some(at) = started_at {
+            store.data_mut().instantiated = Some((at, std::time::SystemTime::now()));
+        }
         Ok((store, proxy))
     }
 }
@@ -457,6 +461,13 @@ impl WorkerState for Worker {
         outcome: Arc<RequestOutcome>,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        if let Some(trace) = outcome.trace() {
+            let data = store.data_mut();
+            data.trace.set(trace);
+            if let Some((start, end)) = data.instantiated.take() {
+                trace.phase_between("instantiate", start, end);
+            }
+        }
         store.data_mut().limits.outcomes.push(outcome);
         match self.policy.request_timeout {
             Some(limit) => Box::pin(tokio::time::sleep(limit)),

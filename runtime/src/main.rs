@@ -30,8 +30,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // command line.
 #[command(name = "trib", version, about, args_override_self = true)]
 struct Cli {
+    /// How trib writes its own log lines: `text`, or `json` (one object per
+    /// line, with an access line per request).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TRIB_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -590,7 +607,7 @@ fn without_watch_separator(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(without_watch_separator(std::env::args_os().collect()));
-    init_logging();
+    init_logging(&cli);
     let result = match cli.command {
         Command::Up(args) => up(*args, None),
         Command::Watch(args) => watch(*args),
@@ -612,13 +629,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs on stderr; host calls are timed when something reads the times
+/// (the metrics listener, or trace export).
+fn init_logging(cli: &Cli) {
+    let format = match cli.log_format {
+        LogFormatArg::Text => trib::telemetry::logs::LogFormat::Text,
+        LogFormatArg::Json => trib::telemetry::logs::LogFormat::Json,
+    };
+    let metrics = match &cli.command {
+        Command::Up(args) => args.admin_listen.is_some(),
+        Command::Watch(args) => args.up.admin_listen.is_some(),
+        _ => false,
+    };
+    let exporting = matches!(
+        trib::telemetry::export::configured(|name| std::env::var(name).ok()),
+        Ok(Some(_))
+    );
+    trib::telemetry::logs::init(format, metrics || exporting);
 }
 
 fn build(manifest: &Path, components: &[String]) -> anyhow::Result<usize> {
@@ -744,7 +771,6 @@ fn up(args: UpArgs, watch: Option<WatchFlags>) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         tls,
     };
-    let https = connections.tls.is_some();
     // What reloads need: the manifest as read, and settings that neither
     // run `--sqlite` statements nor truncate logs again.
     let watch = watch.map(|flags| {
@@ -766,6 +792,34 @@ fn up(args: UpArgs, watch: Option<WatchFlags>) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let served = runtime.block_on(async move {
+        // Export (when the OTEL_* variables ask for it) runs on this
+        // runtime, and sends what is buffered before the process ends.
+        let exporting = trib::telemetry::export::init_from_env()?;
+        let served = serve(args, app, settings, metrics, watch, connections, logging_to).await;
+        if let Some(exporting) = exporting {
+            exporting.shutdown().await;
+        }
+        served
+    });
+    // Whatever is still running (a blocking SQLite call, say) gets a moment,
+    // not a veto over the exit.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    served
+}
+
+/// Serves the app until a signal stops it (with `watch`, reloading it as
+/// its sources change).
+async fn serve(
+    args: UpArgs,
+    app: trib::manifest::App,
+    settings: RuntimeSettings,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    watch: Option<trib::watch::WatchOptions>,
+    connections: ConnectionSettings,
+    logging_to: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let https = connections.tls.is_some();
+    {
         if let (Some(addr), Some(handle)) = (args.admin_listen, metrics) {
             let bound = trib::metrics::serve_admin(addr, handle)
                 .await
@@ -788,6 +842,11 @@ fn up(args: UpArgs, watch: Option<WatchFlags>) -> anyhow::Result<()> {
         let redis = (!loaded.redis_triggers().is_empty()).then(|| {
             print_channels(&loaded);
             tokio::spawn(trib::redis_trigger::run(loaded.clone(), stop_rx.clone()))
+        });
+        // So do cron triggers.
+        let cron = (!loaded.cron_triggers().is_empty()).then(|| {
+            print_schedules(&loaded);
+            tokio::spawn(trib::cron_trigger::run(loaded.clone(), stop_rx.clone()))
         });
         let served = if loaded.has_http_triggers() {
             let listener = bind(args.listen, args.find_free_port).await?;
@@ -829,12 +888,15 @@ fn up(args: UpArgs, watch: Option<WatchFlags>) -> anyhow::Result<()> {
         {
             tracing::warn!("Redis messages still running after the grace period: stopped");
         }
+        if let Some(cron) = cron
+            && tokio::time::timeout(args.shutdown_grace, cron)
+                .await
+                .is_err()
+        {
+            tracing::warn!("cron runs still going after the grace period: stopped");
+        }
         served
-    });
-    // Whatever is still running (a blocking SQLite call, say) gets a moment,
-    // not a veto over the exit.
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    served
+    }
 }
 
 /// Ports `--find-free-port` tries after the one asked for.
@@ -895,6 +957,17 @@ fn print_channels(app: &trib::app::LoadedApp) {
     let _ = writeln!(out, "Active Channels:");
     for (channel, components) in app.redis_triggers().channels() {
         let _ = writeln!(out, "  {channel}: [{}]", components.join(","));
+    }
+    let _ = out.flush();
+}
+
+/// Prints the cron schedules, one `component: expression` a line.
+fn print_schedules(app: &trib::app::LoadedApp) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Cron Schedules:");
+    for (component, expression) in app.cron_triggers().schedules() {
+        let _ = writeln!(out, "  {component}: {expression}");
     }
     let _ = out.flush();
 }

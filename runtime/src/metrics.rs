@@ -50,6 +50,17 @@ pub const CONNECTIONS_OPEN: &str = "trib_connections_open";
 /// Limits hit, by component and limit (timeout, memory, body_size, queue_full, queue_timeout).
 pub const LIMIT_HITS: &str = "trib_limit_hits_total";
 
+/// Time a guest's call into one of Spin's host APIs took, by component and
+/// API (key_value, sqlite, postgres, mysql, redis, mqtt, variables,
+/// outbound_http).
+pub const HOST_CALL_SECONDS: &str = "trib_host_call_duration_seconds";
+
+/// Cron ticks run, by component and outcome (ok, error, trap, timeout,
+/// memory).
+pub const CRON_RUNS: &str = "trib_cron_runs_total";
+/// Time one cron tick's run took (instantiation included), by component.
+pub const CRON_RUN_SECONDS: &str = "trib_cron_run_duration_seconds";
+
 /// Redis messages handled, by component, channel and outcome (ok, error,
 /// trap, timeout, memory).
 pub const REDIS_MESSAGES: &str = "trib_redis_messages_total";
@@ -237,6 +248,18 @@ pub fn request_done(component: &str, status: u16, elapsed: Duration) {
     counter!(REQUESTS, "component" => component.to_owned(), "status" => status.to_string())
         .increment(1);
     histogram!(REQUEST_SECONDS, "component" => component.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// Records one cron run (see [`CRON_RUNS`]).
+pub fn cron_run_done(component: &str, outcome: &'static str, elapsed: Duration) {
+    counter!(CRON_RUNS, "component" => component.to_owned(), "outcome" => outcome).increment(1);
+    histogram!(CRON_RUN_SECONDS, "component" => component.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// Records one host call (see [`HOST_CALL_SECONDS`]).
+pub fn host_call_done(component: &Arc<str>, api: &'static str, elapsed: Duration) {
+    histogram!(HOST_CALL_SECONDS, "component" => component.to_string(), "api" => api)
+        .record(elapsed.as_secs_f64());
 }
 
 /// Records a limit hit.

@@ -227,7 +227,7 @@ impl std::fmt::Debug for OutboundHttp {
 /// What `wasmtime-wasi-http` awaits after the response head: the body's
 /// I/O (nothing more, for us).
 pub type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture =
+pub(crate) type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 /// A chained request's response, as the guest's HTTP client receives it.
 pub type ChainFuture = SendFuture;
@@ -323,7 +323,13 @@ impl OutboundHttp {
 }
 
 /// The per-instance hook object `wasmtime-wasi-http` calls.
-pub struct OutboundHooks(pub Arc<OutboundHttp>);
+pub struct OutboundHooks {
+    /// The component's outbound policy and clients.
+    pub http: Arc<OutboundHttp>,
+    /// The request the instance works for (its span is the parent of the
+    /// outbound one, whose `traceparent` goes out with the request).
+    pub trace: Arc<crate::telemetry::StoreTrace>,
+}
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
@@ -332,6 +338,6 @@ impl WasiHttpHooks for OutboundHooks {
         _options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
     ) -> SendFuture {
-        self.0.send(request)
+        crate::telemetry::outbound::traced(&self.trace, request, |request| self.http.send(request))
     }
 }

@@ -32,6 +32,8 @@ pub struct RequestOutcome {
     waker: AtomicWaker,
     /// Released when the last holder of the outcome drops it.
     capacity: OnceLock<Admitted>,
+    /// The request's span, for the instance that serves it.
+    trace: OnceLock<crate::telemetry::RequestTrace>,
 }
 
 impl RequestOutcome {
@@ -40,6 +42,16 @@ impl RequestOutcome {
         // Set once per request; a second admission would be a bug, and
         // dropping it releases it at once, which is the safe side.
         let _ = self.capacity.set(capacity);
+    }
+
+    /// Names the request's span (set once, before an instance takes it).
+    pub fn set_trace(&self, trace: crate::telemetry::RequestTrace) {
+        let _ = self.trace.set(trace);
+    }
+
+    /// The request's span (an untraced one if none was set).
+    pub fn trace(&self) -> Option<&crate::telemetry::RequestTrace> {
+        self.trace.get()
     }
 
     /// Whether the client went away before the response was delivered.

@@ -27,13 +27,14 @@ use futures::StreamExt as _;
 use indexmap::IndexMap;
 use redis::IntoConnectionInfo as _;
 use tokio::sync::{Semaphore, watch};
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
 
 use crate::admission::Admission;
 use crate::app::LoadedApp;
 use crate::engine::componentize::Entry;
 use crate::engine::loader::{LoadError, component_bytes};
-use crate::host::{HostState, InstanceTemplate};
+use crate::host::HostState;
+use crate::invocation::{Invoker, Live};
 use crate::loader::Loader;
 use crate::manifest::App;
 use crate::runtime_config::RuntimeConfig;
@@ -95,43 +96,12 @@ enum HandlerPre {
     P3(RedisTriggerP3Pre<HostState>),
 }
 
-/// How handling one message ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The handler returned `ok`.
-    Ok,
-    /// The handler returned its `error` variant.
-    GuestError,
-    /// The instance trapped or could not be created.
-    Trap,
-    /// The handler ran past the request timeout.
-    Timeout,
-    /// The guest tried to grow memory past its limit.
-    Memory,
-}
-
-impl Outcome {
-    /// The `outcome` label of `trib_redis_messages_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::GuestError => "error",
-            Self::Trap => "trap",
-            Self::Timeout => "timeout",
-            Self::Memory => "memory",
-        }
-    }
-}
+pub use crate::invocation::Outcome;
 
 /// One component ready to handle messages.
 struct Handler {
-    component: Arc<str>,
-    engine: Engine,
+    invoker: Invoker,
     pre: HandlerPre,
-    template: InstanceTemplate,
-    /// The component's `max_concurrency`, shared with its HTTP triggers.
-    concurrency: Option<Arc<Semaphore>>,
-    timeout: Option<Duration>,
 }
 
 /// One server's subscriptions: channel to the components it runs.
@@ -226,7 +196,10 @@ impl RedisTriggers {
                 server.channels.iter().map(|(channel, handlers)| {
                     (
                         format!("{}/{channel}", server.shown),
-                        handlers.iter().map(|h| h.component.to_string()).collect(),
+                        handlers
+                            .iter()
+                            .map(|h| h.invoker.component.to_string())
+                            .collect(),
                     )
                 })
             })
@@ -300,72 +273,30 @@ fn load(
     );
     crate::metrics::component_loaded(&component.id, cached);
     Ok(Handler {
-        component: component.id.as_str().into(),
-        engine: loader.engine.clone(),
+        invoker: Invoker {
+            component: component.id.as_str().into(),
+            engine: loader.engine.clone(),
+            template,
+            concurrency,
+            timeout: loader.request_timeout,
+        },
         pre,
-        template,
-        concurrency,
-        timeout: loader.request_timeout,
     })
 }
 
 impl Handler {
-    /// Runs one message on a fresh instance, once capacity allows.
+    /// Runs one message on a fresh instance, once capacity allows (it
+    /// waits, and so does the subscription behind it: Redis buffers).
     async fn handle(&self, admission: &Admission, channel: &str, payload: Vec<u8>) -> Outcome {
-        // A message is not dropped for want of capacity: it waits, and so
-        // does the subscription behind it (Redis buffers for us).
-        let _admitted = loop {
-            match admission.admit(self.concurrency.as_ref()).await {
-                Ok(admitted) => break admitted,
-                Err(rejected) => {
-                    tracing::warn!(component = %self.component, channel, "no capacity for a Redis message ({rejected}); still waiting");
-                    crate::metrics::limit_hit(&self.component, rejected.limit());
-                }
-            }
-        };
-        let started = Instant::now();
-        let mut store = Store::new(&self.engine, self.template.state());
-        store.limiter(|state| &mut state.limits);
-        // As for HTTP: a busy guest yields at every epoch tick, so the
-        // timeout below can stop it.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-        let run = self.run(&mut store, payload);
-        let result = match self.timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.ok(),
-            None => Some(run.await),
-        };
-        let memory = store.data().limits.exceeded();
-        drop(store);
-        let outcome = match result {
-            None => {
-                tracing::warn!(component = %self.component, channel, "Redis handler timed out");
-                crate::metrics::limit_hit(&self.component, "timeout");
-                Outcome::Timeout
-            }
-            Some(_) if memory => {
-                tracing::warn!(component = %self.component, channel, "Redis handler hit the memory limit");
-                crate::metrics::limit_hit(&self.component, "memory");
-                Outcome::Memory
-            }
-            Some(Ok(Ok(()))) => {
-                tracing::debug!(component = %self.component, channel, "Redis message handled");
-                Outcome::Ok
-            }
-            Some(Ok(Err(message))) => {
-                tracing::warn!(component = %self.component, channel, "Redis handler returned an error: {message}");
-                Outcome::GuestError
-            }
-            Some(Err(trap)) => {
-                tracing::error!(component = %self.component, channel, "Redis handler failed: {trap:#}");
-                Outcome::Trap
-            }
-        };
+        let what = format!("Redis message on {channel}");
+        let mut run = self.invoker.begin(admission, &what).await;
+        let result = self.invoker.limit(self.run(&mut run.store, payload)).await;
+        let (outcome, elapsed) = self.invoker.finish(run, &what, result);
         crate::metrics::redis_message_done(
-            &self.component,
+            &self.invoker.component,
             channel,
             outcome.label(),
-            started.elapsed(),
+            elapsed,
         );
         outcome
     }
@@ -378,10 +309,11 @@ impl Handler {
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
         let started = Instant::now();
+        let component = &*self.invoker.component;
         match &self.pre {
             HandlerPre::P2(pre) => {
                 let guest = pre.instantiate_async(&mut *store).await?;
-                let _live = Live::new(&self.component, started);
+                let _live = Live::new(component, started);
                 let result = guest
                     .fermyon_spin_inbound_redis()
                     .call_handle_message(&mut *store, &payload)
@@ -390,7 +322,7 @@ impl Handler {
             }
             HandlerPre::P3(pre) => {
                 let guest = pre.instantiate_async(&mut *store).await?;
-                let _live = Live::new(&self.component, started);
+                let _live = Live::new(component, started);
                 let result = store
                     .run_concurrent(async |accessor| {
                         guest
@@ -402,22 +334,6 @@ impl Handler {
                 Ok(result.map_err(|e| format!("{e:?}")))
             }
         }
-    }
-}
-
-/// Counts a live instance in the metrics for as long as it is held.
-struct Live<'a>(&'a str);
-
-impl<'a> Live<'a> {
-    fn new(component: &'a str, started: Instant) -> Self {
-        crate::metrics::instance_started(component, started.elapsed());
-        Self(component)
-    }
-}
-
-impl Drop for Live<'_> {
-    fn drop(&mut self) {
-        crate::metrics::instance_ended(self.0);
     }
 }
 

@@ -339,7 +339,8 @@ pub async fn handle(
             return done(StatusCode::BAD_REQUEST, "Bad Request");
         }
     };
-    invoke(app, slot, component, req, outcome, started).await
+    let raw_route = route.raw_route.clone();
+    invoke(app, slot, component, raw_route, req, outcome, started).await
 }
 
 /// `/.well-known/spin/info`: Spin's app info (name, and version when the

@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::{AppDir, Trib, assert_mentions, metric, shared_cache};
 
-/// A loopback HTTP/1.1 server that answers `upstream ok PATH` and counts
-/// the TCP connections it accepts.
+/// A loopback HTTP/1.1 server that answers `upstream ok PATH`, counts
+/// the TCP connections it accepts and keeps the `traceparent` headers it
+/// receives.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    traceparents: Arc<std::sync::Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -21,9 +23,16 @@ impl Upstream {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// The `traceparent` headers of the requests received so far.
+    pub(crate) fn traceparents(&self) -> Vec<String> {
+        self.traceparents.lock().expect("lock").clone()
+    }
+
     pub(crate) fn start() -> Self {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let connections = Arc::new(AtomicUsize::new(0));
+        let traceparents = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = traceparents.clone();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
@@ -35,13 +44,24 @@ impl Upstream {
                     continue;
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(
-                        |req: http::Request<hyper::body::Incoming>| async move {
-                            let body = format!("upstream ok {}", req.uri().path());
-                            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::from(body),
-                            )))
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let seen = seen.clone();
+                            async move {
+                                if let Some(tp) = req
+                                    .headers()
+                                    .get("traceparent")
+                                    .and_then(|v| v.to_str().ok())
+                                {
+                                    seen.lock().expect("lock").push(tp.to_owned());
+                                }
+                                let body = format!("upstream ok {}", req.uri().path());
+                                Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::from(body),
+                                )))
+                            }
                         },
                     );
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -53,6 +73,7 @@ impl Upstream {
         Self {
             addr,
             connections,
+            traceparents,
             _runtime: runtime,
         }
     }

@@ -226,7 +226,12 @@ fn top_level_names(
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(section) if depth == 0 && !exports => {
                 for import in section {
-                    names.push(import?.name.name.to_owned());
+                    let import = import?;
+                    // A type a world `use`s (the cron world's `metadata`)
+                    // is checked by its bounds, not provided by name.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
+                        names.push(import.name.name.to_owned());
+                    }
                 }
             }
             Payload::ComponentExportSection(section) if depth == 0 && exports => {

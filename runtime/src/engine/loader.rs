@@ -31,7 +31,7 @@ pub enum HttpAbi {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The manifest has no triggers, so there is nothing to run.
-    #[error("{}: the app has no [[trigger.http]] or [[trigger.redis]] entries, so there is nothing to run", .0.display())]
+    #[error("{}: the app has no [[trigger.http]], [[trigger.redis]] or [[trigger.cron]] entries, so there is nothing to run", .0.display())]
     NoHttpTriggers(std::path::PathBuf),
     /// A route could not be built.
     #[error(transparent)]

@@ -11,6 +11,7 @@
 //! [`crate::variables`] later expands, and [`names`] holds the naming rules.
 
 mod allowed_http_hosts;
+mod cron_trigger;
 mod dependencies;
 mod diagnostics;
 mod names;
@@ -54,6 +55,21 @@ pub struct App {
     pub http_triggers: Vec<HttpTrigger>,
     /// `[[trigger.redis]]` entries, in manifest order.
     pub redis_triggers: Vec<RedisTrigger>,
+    /// `[[trigger.cron]]` entries, in manifest order.
+    pub cron_triggers: Vec<CronTrigger>,
+}
+
+/// One `[[trigger.cron]]` (Spin's cron trigger plugin): `component` runs on
+/// a fresh instance at every time `schedule` names.
+#[derive(Debug, Clone)]
+pub struct CronTrigger {
+    /// The component ID run at each tick.
+    pub component: String,
+    /// The schedule as written (six fields with seconds, or seven with
+    /// years), for logs.
+    pub expression: String,
+    /// The parsed schedule.
+    pub schedule: cron::Schedule,
 }
 
 /// One `[[trigger.redis]]`: messages on `channel` at `address` each run a

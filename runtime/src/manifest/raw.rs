@@ -96,6 +96,18 @@ pub struct RawTriggers {
     pub http: Vec<Spanned<RawHttpTrigger>>,
     #[serde(default)]
     pub redis: Vec<Spanned<RawRedisTrigger>>,
+    #[serde(default)]
+    pub cron: Vec<Spanned<RawCronTrigger>>,
+}
+
+/// `[[trigger.cron]]` (Spin's cron trigger plugin).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCronTrigger {
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    pub component: Spanned<RawTriggerComponent>,
+    pub cron_expression: Spanned<String>,
 }
 
 /// `[[trigger.redis]]`.

@@ -7,9 +7,9 @@ use std::path::Path;
 use indexmap::IndexMap;
 use toml::Spanned;
 
-use super::raw::{RawManifest, RawTriggerComponent};
+use super::raw::RawManifest;
 use super::template::{self, Part};
-use super::validate::{check_templates, check_trigger_id, component};
+use super::validate::{TriggerSite, check_templates, check_trigger_id, trigger_component};
 use super::{Component, ManifestError, RedisTrigger, Variable};
 use crate::config_file::Locator;
 
@@ -83,44 +83,20 @@ pub(super) fn redis_triggers(
                 ));
             }
         };
-        let component_id = match trigger.component.get_ref() {
-            RawTriggerComponent::Reference(id) => {
-                if !components.contains_key(id) {
-                    let known: Vec<&str> = components.keys().map(String::as_str).collect();
-                    return Err(loc.error(
-                        trigger.component.span().start,
-                        format!("{field}.component"),
-                        format!(
-                            "no component named {id:?} (define [component.{id}] or use one of: {})",
-                            if known.is_empty() {
-                                "none defined".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    ));
-                }
-                id.clone()
-            }
-            RawTriggerComponent::Inline(inline) => {
-                let id = match &trigger.id {
-                    Some(id) => id.get_ref().clone(),
-                    None => format!("inline-redis-component-{}", index + 1),
-                };
-                if components.contains_key(&id) {
-                    return Err(loc.error(
-                        at,
-                        format!("{field}.id"),
-                        format!(
-                            "{id:?} is already a component ID: give the inline component another id"
-                        ),
-                    ));
-                }
-                let c = component(loc, root, &id, inline, variables)?;
-                components.insert(id.clone(), c);
-                id
-            }
-        };
+        let component_id = trigger_component(
+            loc,
+            root,
+            TriggerSite {
+                field: &field,
+                at,
+                kind: "redis",
+                index,
+                id: trigger.id.as_ref(),
+            },
+            &trigger.component,
+            components,
+            variables,
+        )?;
         triggers.push(RedisTrigger {
             channel: channel.get_ref().clone(),
             address,

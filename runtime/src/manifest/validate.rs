@@ -211,6 +211,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
 
     let redis_triggers =
         super::redis_trigger::redis_triggers(&loc, &root, &raw, &mut components, &variables)?;
+    let cron_triggers =
+        super::cron_trigger::cron_triggers(&loc, &root, &raw, &mut components, &variables)?;
 
     Ok(App {
         name: raw.application.name.into_inner(),
@@ -222,7 +224,75 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
         components,
         http_triggers,
         redis_triggers,
+        cron_triggers,
     })
+}
+
+/// Where a non-HTTP trigger sits in the manifest, for its errors and its
+/// inline component's default ID.
+pub(super) struct TriggerSite<'a> {
+    /// `trigger.KIND[INDEX]`.
+    pub field: &'a str,
+    /// The trigger's offset in the file.
+    pub at: usize,
+    /// `redis`, `cron`.
+    pub kind: &'static str,
+    /// The trigger's index among its kind.
+    pub index: usize,
+    /// The trigger's `id`, if given.
+    pub id: Option<&'a Spanned<String>>,
+}
+
+/// The component a trigger runs: a defined one by ID, or its inline table,
+/// added to `components` under the trigger's `id` (or
+/// `inline-KIND-component-N`).
+pub(super) fn trigger_component(
+    loc: &Locator<'_>,
+    root: &Path,
+    site: TriggerSite<'_>,
+    raw: &Spanned<RawTriggerComponent>,
+    components: &mut IndexMap<String, Component>,
+    variables: &IndexMap<String, Variable>,
+) -> Result<String, ManifestError> {
+    let field = site.field;
+    match raw.get_ref() {
+        RawTriggerComponent::Reference(id) => {
+            if !components.contains_key(id) {
+                let known: Vec<&str> = components.keys().map(String::as_str).collect();
+                return Err(loc.error(
+                    raw.span().start,
+                    format!("{field}.component"),
+                    format!(
+                        "no component named {id:?} (define [component.{id}] or use one of: {})",
+                        if known.is_empty() {
+                            "none defined".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            Ok(id.clone())
+        }
+        RawTriggerComponent::Inline(inline) => {
+            let id = match site.id {
+                Some(id) => id.get_ref().clone(),
+                None => format!("inline-{}-component-{}", site.kind, site.index + 1),
+            };
+            if components.contains_key(&id) {
+                return Err(loc.error(
+                    site.at,
+                    format!("{field}.id"),
+                    format!(
+                        "{id:?} is already a component ID: give the inline component another id"
+                    ),
+                ));
+            }
+            let c = component(loc, root, &id, inline, variables)?;
+            components.insert(id.clone(), c);
+            Ok(id)
+        }
+    }
 }
 
 /// Rejects manifests that are not version 2 before serde sees them, so that a

@@ -168,7 +168,7 @@ pub mod p2 {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "tributary:host/spin-p2",
-        imports: { default: async | trappable },
+        imports: { default: async | trappable | tracing },
         with: {
             "fermyon:spin/key-value.store": crate::spin_apis::key_value::StoreHandle,
             "fermyon:spin/sqlite.connection": crate::spin_apis::sqlite::Connection,
@@ -189,7 +189,7 @@ pub mod p3 {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "tributary:host/spin-p3",
-        imports: { default: async | trappable },
+        imports: { default: async | trappable | tracing },
         with: {
             "spin:key-value/key-value.store": crate::spin_apis::key_value::StoreHandle,
             "spin:sqlite/sqlite.connection": crate::spin_apis::sqlite::Connection,

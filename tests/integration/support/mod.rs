@@ -242,7 +242,7 @@ impl Trib {
                     if let Some(url) = line.strip_prefix("Serving ") {
                         base = Some(url.trim().to_owned());
                     }
-                    if line == "Active Channels:" && base.is_none() {
+                    if (line == "Active Channels:" || line == "Cron Schedules:") && base.is_none() {
                         base = Some(String::new());
                     }
                     banner.push_str(&line);
@@ -490,6 +490,8 @@ const TRIB_METRICS: &[&str] = &[
     "trib_request_duration_seconds_sum",
     "trib_instantiation_duration_seconds_count",
     "trib_instantiation_duration_seconds_sum",
+    "trib_host_call_duration_seconds_count",
+    "trib_host_call_duration_seconds_sum",
 ];
 
 /// A label set written as in the exposition (`a="x",b="y"`), parsed by the

@@ -105,6 +105,29 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 Err(e) => failed(e),
             })
         }
+        // Sets `relayed` in the default store, then fetches the URL in the
+        // `x-relay` header: one request that uses key-value and outbound
+        // HTTP (the tracing tests follow it).
+        "relay" => {
+            let store = spin_sdk::key_value::Store::open("default").await?;
+            store.set("relayed", "yes").await?;
+            let url = req
+                .headers()
+                .get("x-relay")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let out = http::Request::get(url).body(http_body_util::Empty::<bytes::Bytes>::new())?;
+            Ok(match spin_sdk::http::send(out).await {
+                Ok(resp) => {
+                    use http_body_util::BodyExt;
+                    let status = resp.status();
+                    let body = resp.into_body().collect().await?.to_bytes();
+                    text(format!("{} {}", status.as_u16(), String::from_utf8_lossy(&body)))
+                }
+                Err(e) => failed(e),
+            })
+        }
         "trap" => core::arch::wasm32::unreachable(),
         "panic" => panic!("the p3 guest was asked to panic"),
         "error" => anyhow::bail!("the p3 guest returned an error"),
