@@ -30,6 +30,7 @@ mod reports;
 mod rollups;
 mod runtime_config;
 mod scaling;
+mod scheduled_reports;
 mod sdk_generations;
 mod segment_compat;
 mod serving;

@@ -64,7 +64,7 @@ impl Rng {
 }
 
 /// RFC 3339 UTC with milliseconds for `ms` since the epoch.
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     let days = ms.div_euclid(DAY);
     let t = ms.rem_euclid(DAY);
     // Howard Hinnant's civil_from_days.

@@ -58,7 +58,7 @@ fn describe(loc: &Locator<'_>, at: usize, message: &str) -> (String, String) {
                 return (
                     table.clone(),
                     format!(
-                        "trigger type `{kind}` is not supported: trib serves [[trigger.http]] and [[trigger.redis]] only"
+                        "trigger type `{kind}` is not supported: trib serves [[trigger.http]], [[trigger.redis]] and [[trigger.cron]] only"
                     ),
                 );
             }

@@ -107,6 +107,7 @@ pub fn functions() -> &'static Path {
                 "transform-filter",
                 "transform-validate",
                 "transform-trap",
+                "reports",
             ],
         )
     })
