@@ -21,8 +21,7 @@ use wasmtime::Store;
 
 use crate::admission::Admission;
 use crate::app::LoadedApp;
-use crate::engine::componentize::Entry;
-use crate::engine::loader::{LoadError, component_bytes};
+use crate::engine::loader::LoadError;
 use crate::host::HostState;
 use crate::invocation::{Invoker, Live, Outcome};
 use crate::loader::Loader;
@@ -130,42 +129,15 @@ fn load(
     component: &crate::manifest::Component,
     concurrency: Option<Arc<Semaphore>>,
 ) -> Result<Handler, LoadError> {
-    let started = Instant::now();
-    let err = |message: String| LoadError::Component {
-        component: component.id.clone(),
-        message,
-    };
-    crate::engine::loader::check_source(component)?;
-    let bytes = component_bytes(component, loader.cache.dir(), Entry::Exports)?;
-    crate::app::check_imports(component, &bytes)?;
-    let (compiled, cached) = loader
-        .cache
-        .load(&loader.engine, &bytes)
-        .map_err(|e| err(e.to_string()))?;
-    let pre = loader.linker.instantiate_pre(&compiled).map_err(|e| {
-        err(format!(
-            "imports something this host does not provide: {e:#}"
-        ))
+    let linked = crate::invocation::link(loader, component)?;
+    let pre = CronTriggerPre::new(linked.pre.clone()).map_err(|_| {
+        crate::invocation::load_error(
+            component,
+            "is run by a cron trigger but does not export handle-cron-event (the fermyon:spin-cron world of Spin's cron trigger plugin; spin-cron-sdk's #[cron_component])".into(),
+        )
     })?;
-    let pre = CronTriggerPre::new(pre).map_err(|_| {
-        err("is run by a cron trigger but does not export handle-cron-event (the fermyon:spin-cron world of Spin's cron trigger plugin; spin-cron-sdk's #[cron_component])".into())
-    })?;
-    let template = loader.template(component)?;
-    tracing::info!(
-        component = %component.id,
-        cached,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "cron handler loaded"
-    );
-    crate::metrics::component_loaded(&component.id, cached);
     Ok(Handler {
-        invoker: Invoker {
-            component: component.id.as_str().into(),
-            engine: loader.engine.clone(),
-            template,
-            concurrency,
-            timeout: loader.request_timeout,
-        },
+        invoker: linked.invoker(loader, component, concurrency, "cron handler")?,
         pre,
     })
 }

@@ -12,7 +12,11 @@ use tokio::sync::Semaphore;
 use wasmtime::{Engine, Store};
 
 use crate::admission::Admission;
+use crate::engine::componentize::Entry;
+use crate::engine::loader::{LoadError, component_bytes};
 use crate::host::{HostState, InstanceTemplate};
+use crate::loader::Loader;
+use crate::manifest::Component;
 
 /// How one run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,8 @@ impl Outcome {
 pub struct Invoker {
     /// The component ID.
     pub component: Arc<str>,
+    /// What runs, for logs: "Redis handler", "cron handler".
+    pub kind: &'static str,
     /// The engine the component was compiled for.
     pub engine: Engine,
     /// Fresh host state for each run.
@@ -54,6 +60,77 @@ pub struct Invoker {
     pub concurrency: Option<Arc<Semaphore>>,
     /// Wall-clock limit of one run.
     pub timeout: Option<Duration>,
+}
+
+/// A trigger's component compiled and linked, waiting for the trigger to
+/// check its export.
+pub struct Linked {
+    /// The linked component.
+    pub pre: wasmtime::component::InstancePre<HostState>,
+    cached: bool,
+    started: Instant,
+}
+
+/// Compiles (or loads from the cache) and links `component` for a
+/// non-HTTP trigger: a missing source or an import the host lacks stops
+/// startup.
+pub fn link(loader: &Loader, component: &Component) -> Result<Linked, LoadError> {
+    let started = Instant::now();
+    crate::engine::loader::check_source(component)?;
+    let bytes = component_bytes(component, loader.cache.dir(), Entry::Exports)?;
+    crate::app::check_imports(component, &bytes)?;
+    let (compiled, cached) = loader
+        .cache
+        .load(&loader.engine, &bytes)
+        .map_err(|e| load_error(component, e.to_string()))?;
+    let pre = loader.linker.instantiate_pre(&compiled).map_err(|e| {
+        load_error(
+            component,
+            format!("imports something this host does not provide: {e:#}"),
+        )
+    })?;
+    Ok(Linked {
+        pre,
+        cached,
+        started,
+    })
+}
+
+/// A load error naming `component`.
+pub fn load_error(component: &Component, message: String) -> LoadError {
+    LoadError::Component {
+        component: component.id.clone(),
+        message,
+    }
+}
+
+impl Linked {
+    /// The invoker of the linked component, once the trigger has accepted
+    /// its export; logs and counts the load (`what`: "Redis handler").
+    pub fn invoker(
+        &self,
+        loader: &Loader,
+        component: &Component,
+        concurrency: Option<Arc<Semaphore>>,
+        kind: &'static str,
+    ) -> Result<Invoker, LoadError> {
+        let template = loader.template(component)?;
+        tracing::info!(
+            component = %component.id,
+            cached = self.cached,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "{kind} loaded"
+        );
+        crate::metrics::component_loaded(&component.id, self.cached);
+        Ok(Invoker {
+            component: component.id.as_str().into(),
+            kind,
+            engine: loader.engine.clone(),
+            template,
+            concurrency,
+            timeout: loader.request_timeout,
+        })
+    }
 }
 
 /// A run in progress: its capacity and its fresh store.
@@ -78,7 +155,12 @@ impl Invoker {
             match admission.admit(self.concurrency.as_ref()).await {
                 Ok(admitted) => break admitted,
                 Err(rejected) => {
-                    tracing::warn!(component, what, "no capacity ({rejected}); still waiting");
+                    tracing::warn!(
+                        component,
+                        what,
+                        "no capacity for a {} run ({rejected}); still waiting",
+                        self.kind
+                    );
                     crate::metrics::limit_hit(component, rejected.limit());
                 }
             }
@@ -116,25 +198,30 @@ impl Invoker {
         drop(run);
         let outcome = match result {
             None => {
-                tracing::warn!(component, what, "timed out");
+                tracing::warn!(component, what, "{} timed out", self.kind);
                 crate::metrics::limit_hit(component, "timeout");
                 Outcome::Timeout
             }
             Some(_) if memory => {
-                tracing::warn!(component, what, "hit the memory limit");
+                tracing::warn!(component, what, "{} hit the memory limit", self.kind);
                 crate::metrics::limit_hit(component, "memory");
                 Outcome::Memory
             }
             Some(Ok(Ok(()))) => {
-                tracing::debug!(component, what, "handled");
+                tracing::debug!(component, what, "{} ran", self.kind);
                 Outcome::Ok
             }
             Some(Ok(Err(message))) => {
-                tracing::warn!(component, what, "the handler returned an error: {message}");
+                tracing::warn!(
+                    component,
+                    what,
+                    "{} returned an error: {message}",
+                    self.kind
+                );
                 Outcome::GuestError
             }
             Some(Err(trap)) => {
-                tracing::error!(component, what, "the handler failed: {trap:#}");
+                tracing::error!(component, what, "{} failed: {trap:#}", self.kind);
                 Outcome::Trap
             }
         };

@@ -31,8 +31,7 @@ use wasmtime::Store;
 
 use crate::admission::Admission;
 use crate::app::LoadedApp;
-use crate::engine::componentize::Entry;
-use crate::engine::loader::{LoadError, component_bytes};
+use crate::engine::loader::LoadError;
 use crate::host::HostState;
 use crate::invocation::{Invoker, Live};
 use crate::loader::Loader;
@@ -230,56 +229,27 @@ fn load(
     component: &crate::manifest::Component,
     concurrency: Option<Arc<Semaphore>>,
 ) -> Result<Handler, LoadError> {
-    let started = Instant::now();
-    let err = |message: String| LoadError::Component {
-        component: component.id.clone(),
-        message,
-    };
-    crate::engine::loader::check_source(component)?;
-    let bytes = component_bytes(component, loader.cache.dir(), Entry::Exports)?;
-    crate::app::check_imports(component, &bytes)?;
-    let (compiled, cached) = loader
-        .cache
-        .load(&loader.engine, &bytes)
-        .map_err(|e| err(e.to_string()))?;
-    let pre = loader.linker.instantiate_pre(&compiled).map_err(|e| {
-        err(format!(
-            "imports something this host does not provide: {e:#}"
-        ))
-    })?;
+    let linked = crate::invocation::link(loader, component)?;
+    let err = |message: &str| crate::invocation::load_error(component, message.into());
     let pre = match (
-        RedisTriggerP2Pre::new(pre.clone()),
-        RedisTriggerP3Pre::new(pre),
+        RedisTriggerP2Pre::new(linked.pre.clone()),
+        RedisTriggerP3Pre::new(linked.pre.clone()),
     ) {
         (Ok(p2), Err(_)) => HandlerPre::P2(p2),
         (Err(_), Ok(p3)) => HandlerPre::P3(p3),
         (Ok(_), Ok(_)) => {
             return Err(err(
-                "exports both fermyon:spin/inbound-redis and spin:redis/inbound-redis@3.0.0: a Redis trigger's component exports one of them".into(),
+                "exports both fermyon:spin/inbound-redis and spin:redis/inbound-redis@3.0.0: a Redis trigger's component exports one of them",
             ));
         }
         (Err(_), Err(_)) => {
             return Err(err(
-                "is run by a Redis trigger but exports neither fermyon:spin/inbound-redis (spin-sdk 5 #[redis_component]) nor spin:redis/inbound-redis@3.0.0 (spin-sdk 7 #[redis_subscriber])".into(),
+                "is run by a Redis trigger but exports neither fermyon:spin/inbound-redis (spin-sdk 5 #[redis_component]) nor spin:redis/inbound-redis@3.0.0 (spin-sdk 7 #[redis_subscriber])",
             ));
         }
     };
-    let template = loader.template(component)?;
-    tracing::info!(
-        component = %component.id,
-        cached,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Redis handler loaded"
-    );
-    crate::metrics::component_loaded(&component.id, cached);
     Ok(Handler {
-        invoker: Invoker {
-            component: component.id.as_str().into(),
-            engine: loader.engine.clone(),
-            template,
-            concurrency,
-            timeout: loader.request_timeout,
-        },
+        invoker: linked.invoker(loader, component, concurrency, "Redis handler")?,
         pre,
     })
 }

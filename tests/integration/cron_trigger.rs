@@ -122,7 +122,7 @@ fn a_trapping_tick_is_logged_and_the_next_tick_still_runs() {
     assert!(trap >= 1.0 && ok >= 2.0, "trap {trap}, ok {ok}");
     assert_mentions(
         &trib.log(),
-        &["cron tick", "the handler failed", "component=ticker"],
+        &["cron tick", "cron handler failed", "component=ticker"],
     );
 }
 

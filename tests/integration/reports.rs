@@ -68,28 +68,6 @@ struct Event {
     properties: Value,
 }
 
-/// RFC 3339 UTC with milliseconds.
-fn iso(ms: i64) -> String {
-    let days = ms.div_euclid(DAY);
-    let t = ms.rem_euclid(DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t / 3_600_000,
-        t % 3_600_000 / 60_000,
-        t % 60_000 / 1000,
-        t % 1000
-    )
-}
-
 /// Random events: tracks of a few names (with a plan that is a string,
 /// a number, a boolean or absent), pages (with paths, referrers, names or
 /// none) and identifies; 50 users, a fifth of whom send only an
@@ -134,7 +112,8 @@ fn events(rng: &mut Rng, count: usize) -> (Vec<Event>, Vec<Value>) {
             properties["plan"] = plan;
         }
         let message_id = format!("rep-{i}");
-        let mut m = json!({"type": kind, "messageId": message_id, "timestamp": iso(ts)});
+        let mut m =
+            json!({"type": kind, "messageId": message_id, "timestamp": crate::rollups::iso(ts)});
         match kind {
             "track" => {
                 m["event"] = json!(name);
