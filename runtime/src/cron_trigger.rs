@@ -16,6 +16,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Store;
 
@@ -23,7 +25,7 @@ use crate::admission::Admission;
 use crate::app::LoadedApp;
 use crate::engine::loader::LoadError;
 use crate::host::HostState;
-use crate::invocation::{Invoker, Live, Outcome};
+use crate::invocation::{Invoker, Live, Outcome, RunSpan};
 use crate::loader::Loader;
 use crate::manifest::App;
 use crate::runtime_config::RuntimeConfig;
@@ -146,7 +148,13 @@ impl Handler {
     /// Runs one tick on a fresh instance, once capacity allows.
     async fn tick(&self, admission: &Admission, timestamp: u64) -> Outcome {
         let what = "cron tick";
-        let mut run = self.invoker.begin(admission, what).await;
+        let mut run = self
+            .invoker
+            .begin(admission, what, || RunSpan {
+                kind: SpanKind::Internal,
+                attributes: vec![KeyValue::new("spin.cron.timestamp", timestamp as i64)],
+            })
+            .await;
         let result = self
             .invoker
             .limit(self.call(&mut run.store, timestamp))

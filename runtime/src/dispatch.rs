@@ -32,7 +32,7 @@ pub async fn invoke(
     app: &LoadedApp,
     slot: &ComponentSlot,
     component: &str,
-    route: String,
+    route: Arc<str>,
     req: wasmtime_wasi_http::handler::Request,
     outcome: Arc<RequestOutcome>,
     started: Instant,

@@ -201,9 +201,12 @@ pub struct GuestStream {
 impl GuestStream {
     /// This sink for one store: echoed lines carry the trace ID of the
     /// request the store works for (the log files keep Spin's plain text).
+    /// With export off there is no trace ID, and echoing never looks.
     pub fn for_store(&self, trace: &Arc<StoreTrace>) -> Self {
         let mut stream = self.clone();
-        stream.trace = Some(trace.clone());
+        if crate::telemetry::export::on() {
+            stream.trace = Some(trace.clone());
+        }
         stream
     }
 

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, Store};
 
@@ -17,6 +19,7 @@ use crate::engine::loader::{LoadError, component_bytes};
 use crate::host::{HostState, InstanceTemplate};
 use crate::loader::Loader;
 use crate::manifest::Component;
+use crate::telemetry::RequestTrace;
 
 /// How one run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,12 +136,22 @@ impl Linked {
     }
 }
 
-/// A run in progress: its capacity and its fresh store.
+/// A run in progress: its capacity, its fresh store and its span.
 pub struct Run {
     _admitted: crate::admission::Admitted,
     /// The store the run instantiates the component in.
     pub store: Store<HostState>,
     started: Instant,
+    trace: RequestTrace,
+}
+
+/// What a run's span says: its kind and attributes besides the component
+/// (built only when spans are exported).
+pub struct RunSpan {
+    /// `Consumer` for a message, `Internal` for a tick.
+    pub kind: SpanKind,
+    /// The trigger's own attributes (e.g. the channel).
+    pub attributes: Vec<KeyValue>,
 }
 
 /// What the guest's call returned (`None`: it ran out of time); the inner
@@ -147,10 +160,26 @@ pub type CallResult = Option<wasmtime::Result<Result<(), String>>>;
 
 impl Invoker {
     /// Waits for capacity, then makes a fresh store. `what` (e.g. "Redis
-    /// message on x") names the run in logs. A run is not dropped for want
-    /// of capacity: it waits.
-    pub async fn begin(&self, admission: &Admission, what: &str) -> Run {
+    /// message on x") names the run in logs and its span, which `span`
+    /// describes. A run is not dropped for want of capacity: it waits.
+    pub async fn begin(
+        &self,
+        admission: &Admission,
+        what: &str,
+        span: impl FnOnce() -> RunSpan,
+    ) -> Run {
         let component = &*self.component;
+        let trace = if crate::telemetry::export::on() {
+            let RunSpan {
+                kind,
+                mut attributes,
+            } = span();
+            attributes.push(KeyValue::new("spin.component", self.component.to_string()));
+            RequestTrace::start_run(what, kind, attributes)
+        } else {
+            RequestTrace::default()
+        };
+        let queued = trace.now();
         let admitted = loop {
             match admission.admit(self.concurrency.as_ref()).await {
                 Ok(admitted) => break admitted,
@@ -165,8 +194,11 @@ impl Invoker {
                 }
             }
         };
+        trace.phase("queue_wait", queued);
         let started = Instant::now();
-        let mut store = Store::new(&self.engine, self.template.state());
+        let state = self.template.state();
+        state.trace.set(&trace);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         // As for HTTP: a busy guest yields at every epoch tick, so the
         // timeout can stop it.
@@ -176,6 +208,7 @@ impl Invoker {
             _admitted: admitted,
             store,
             started,
+            trace,
         }
     }
 
@@ -195,6 +228,7 @@ impl Invoker {
         let component = &*self.component;
         let memory = run.store.data().limits.exceeded();
         let elapsed = run.started.elapsed();
+        let trace = run.trace.clone();
         drop(run);
         let outcome = match result {
             None => {
@@ -225,6 +259,7 @@ impl Invoker {
                 Outcome::Trap
             }
         };
+        trace.finish_run(outcome.label());
         (outcome, elapsed)
     }
 }

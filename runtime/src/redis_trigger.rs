@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use indexmap::IndexMap;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use redis::IntoConnectionInfo as _;
 use tokio::sync::{Semaphore, watch};
 use wasmtime::Store;
@@ -33,7 +35,7 @@ use crate::admission::Admission;
 use crate::app::LoadedApp;
 use crate::engine::loader::LoadError;
 use crate::host::HostState;
-use crate::invocation::{Invoker, Live};
+use crate::invocation::{Invoker, Live, RunSpan};
 use crate::loader::Loader;
 use crate::manifest::App;
 use crate::runtime_config::RuntimeConfig;
@@ -259,7 +261,16 @@ impl Handler {
     /// waits, and so does the subscription behind it: Redis buffers).
     async fn handle(&self, admission: &Admission, channel: &str, payload: Vec<u8>) -> Outcome {
         let what = format!("Redis message on {channel}");
-        let mut run = self.invoker.begin(admission, &what).await;
+        let mut run = self
+            .invoker
+            .begin(admission, &what, || RunSpan {
+                kind: SpanKind::Consumer,
+                attributes: vec![
+                    KeyValue::new("messaging.system", "redis"),
+                    KeyValue::new("messaging.destination.name", channel.to_owned()),
+                ],
+            })
+            .await;
         let result = self.invoker.limit(self.run(&mut run.store, payload)).await;
         let (outcome, elapsed) = self.invoker.finish(run, &what, result);
         crate::metrics::redis_message_done(

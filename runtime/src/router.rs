@@ -24,6 +24,7 @@
 //!    `"/bar"` for `/foo/bar` and `"/bar/"` for `/foo/bar/`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 
@@ -40,9 +41,9 @@ pub struct Router {
 /// What a route leads to.
 #[derive(Debug, Clone)]
 struct Target {
-    component: String,
-    based_route: String,
-    raw_route: String,
+    component: Arc<str>,
+    based_route: Arc<str>,
+    raw_route: Arc<str>,
     wildcard: bool,
 }
 
@@ -70,12 +71,13 @@ pub struct RouteError {
 /// The result of routing one request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
-    /// The component ID.
-    pub component: String,
+    /// The component ID (shared with the router: routing a request
+    /// allocates only its parameters and path info).
+    pub component: Arc<str>,
     /// The matched route with the base, as written (`/base/foo/...`).
-    pub based_route: String,
+    pub based_route: Arc<str>,
     /// The matched route as written in the trigger (`/foo/...`).
-    pub raw_route: String,
+    pub raw_route: Arc<str>,
     /// What the trailing wildcard matched (see the module docs).
     pub path_info: String,
     /// `:name` parameters in route order.
@@ -94,9 +96,9 @@ impl RouteMatch {
     /// service chaining uses this, as Spin does.
     pub fn synthetic(component: &str, path: &str) -> Self {
         Self {
-            component: component.to_owned(),
-            based_route: "/...".to_owned(),
-            raw_route: "/...".to_owned(),
+            component: component.into(),
+            based_route: "/...".into(),
+            raw_route: "/...".into(),
             path_info: path.to_owned(),
             params: Vec::new(),
         }
@@ -118,15 +120,15 @@ impl Router {
             };
             let based_route = join_base(base, raw);
             let target = Target {
-                component: component.to_owned(),
+                component: component.into(),
                 wildcard: based_route.ends_with("/...") || based_route.ends_with("/*"),
-                based_route,
-                raw_route: raw.clone(),
+                based_route: based_route.into(),
+                raw_route: raw.as_str().into(),
             };
             if let Some(old) = by_route.get_mut(raw.as_str()) {
                 duplicates.push(DuplicateRoute {
                     route: display_route(&old.based_route).to_owned(),
-                    replaced: old.component.clone(),
+                    replaced: old.component.to_string(),
                     effective: component.to_owned(),
                 });
                 *old = target;
@@ -138,8 +140,8 @@ impl Router {
         for target in by_route.into_values() {
             let spec =
                 parse_spec(&finder_spec(&target.based_route)).map_err(|reason| RouteError {
-                    route: target.raw_route.clone(),
-                    component: target.component.clone(),
+                    route: target.raw_route.to_string(),
+                    component: target.component.to_string(),
                     reason,
                 })?;
             let Ok(()) = finder.add(spec, target);
@@ -478,7 +480,7 @@ mod tests {
             let got = router(case.base, case.routes).route(case.path);
             let got = got.map(|m| {
                 (
-                    m.component,
+                    m.component.to_string(),
                     m.path_info,
                     m.params
                         .into_iter()
@@ -514,8 +516,8 @@ mod tests {
     fn match_reports_spin_route_fields() {
         let r = router("/", &[("c", "/foo/:userid/...")]);
         let m = r.route("/foo/42/bar").expect("matches");
-        assert_eq!(m.based_route, "/foo/:userid/...");
-        assert_eq!(m.raw_route, "/foo/:userid/...");
+        assert_eq!(&*m.based_route, "/foo/:userid/...");
+        assert_eq!(&*m.raw_route, "/foo/:userid/...");
         assert_eq!(m.component_route(), "/foo/:userid");
         assert_eq!(m.path_info, "/bar");
         assert_eq!(m.params, vec![("userid".to_owned(), "42".to_owned())]);

@@ -312,7 +312,7 @@ pub async fn handle(
         tracing::error!(component = %route.component, "routed to a component that is not loaded");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
-    let component = route.component.as_str();
+    let component = &*route.component;
     let started = Instant::now();
     let done = |status: StatusCode, body: &'static str| {
         slot.metrics()

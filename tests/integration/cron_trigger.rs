@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::{AppDir, Trib, assert_mentions, build_wasm, repo_root, shared_cache};
 
 /// The cron guest, built once per test process.
-fn guest() -> &'static PathBuf {
+pub(crate) fn guest() -> &'static PathBuf {
     static GUEST: OnceLock<PathBuf> = OnceLock::new();
     GUEST.get_or_init(|| build_wasm(&repo_root().join("tests/guests"), "cron-p2"))
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
+use crate::support::rng::Rng;
 use crate::support::{AppDir, Trib, backend_available, client, shared_cache, unique_name};
 
 const WRITE_KEY: &str = "report-key";
@@ -33,27 +34,6 @@ const REFERRERS: [&str; 3] = [
     "https://b.example/x",
     "https://B.example/",
 ];
-
-/// SplitMix64: seeded, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// One generated event, as the reference sees it.
 #[derive(Debug, Clone)]
@@ -635,11 +615,7 @@ fn refusals(trib: &Trib) {
 /// Ingests random events, reads their ids back (`stored` runs
 /// [`STORED`]), and compares reports with the reference.
 fn exercise(trib: &Trib, stored: &dyn Fn() -> Stored) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    eprintln!("reports: seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("reports");
     let (mut events, messages) = events(&mut rng, 3000);
     ingest(trib, &messages);
     attach_ids(&mut events, stored());

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::support::rng::Rng;
 use crate::support::{AppDir, Trib, backend_available, client, shared_cache, unique_name};
 
 const WRITE_KEY: &str = "roll-key";
@@ -44,23 +45,6 @@ fn app() -> AppDir {
         Some(&format!("{READ_TOKEN}=web")),
         [("transform_filter", "{}"); 4],
     )
-}
-
-/// SplitMix64: seeded, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// RFC 3339 UTC with milliseconds for `ms` since the epoch.
@@ -280,11 +264,7 @@ fn windows(rng: &mut Rng) -> Vec<(i64, i64)> {
 /// Ingests, compares, forgets the rollups (`reset`), restarts and compares
 /// again: `start` starts trib, `raw` runs SQL on the store.
 fn exercise(start: &dyn Fn() -> Trib, raw: &dyn Fn(&str) -> Answer, reset: &dyn Fn()) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    eprintln!("rollups: seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded("rollups");
     let trib = start();
     let messages = messages(&mut rng, 3000);
     ingest(&trib, &messages, &mut rng);

@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as Status;
 use prost::Message as _;
 
 use crate::outbound::Upstream;
@@ -449,6 +450,105 @@ fn guest_output_in_json_logs_carries_the_trace_id() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A cron tick has no request behind it: each is a trace of its own, with
+/// the guest's SQLite calls under it and a failed tick marked failed.
+#[test]
+fn each_cron_tick_is_a_trace_with_its_host_calls() {
+    let receiver = Receiver::http();
+    let app = AppDir::new(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "cron-traced"
+[[trigger.cron]]
+component = "ticker"
+cron_expression = "*/1 * * * * *"
+[component.ticker]
+source = "{}"
+sqlite_databases = ["default"]
+environment = {{ CRON_TRAP_EVEN = "1" }}
+"#,
+        crate::cron_trigger::guest().display()
+    ));
+    let env = receiver.env("http/protobuf");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let _trib = Trib::start_with_env(&app, &shared_cache(), &[], &env);
+    let ticks = |spans: &[Span]| -> Vec<Span> {
+        spans
+            .iter()
+            .filter(|s| s.name == "cron tick")
+            .cloned()
+            .collect()
+    };
+    let spans = receiver
+        .received
+        .wait_for(Duration::from_secs(30), |spans| {
+            let ticks = ticks(spans);
+            ["ok", "trap"].iter().all(|outcome| {
+                ticks
+                    .iter()
+                    .any(|t| attribute(t, "spin.outcome").as_deref() == Some(*outcome))
+            })
+        });
+    for tick in ticks(&spans) {
+        assert!(tick.parent_span_id.is_empty(), "a tick starts a trace");
+        assert_eq!(
+            attribute(&tick, "spin.component").as_deref(),
+            Some("ticker")
+        );
+        assert!(attribute(&tick, "spin.cron.timestamp").is_some());
+        let children: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == tick.span_id)
+            .collect();
+        // Open, create table, insert: in the tick's trace, under it.
+        let sqlite = children
+            .iter()
+            .filter(|s| attribute(s, "spin.api").as_deref() == Some("sqlite"))
+            .count();
+        assert!(sqlite >= 2, "SQLite calls under the tick: {children:#?}");
+        assert!(children.iter().any(|s| s.name == "queue_wait"));
+        assert!(children.iter().all(|s| s.trace_id == tick.trace_id));
+        let failed = tick
+            .status
+            .as_ref()
+            .is_some_and(|s| s.code == Status::Error as i32);
+        let trapped = attribute(&tick, "spin.outcome").as_deref() == Some("trap");
+        assert_eq!(
+            failed, trapped,
+            "only the trapped tick is failed: {tick:#?}"
+        );
+    }
+}
+
+/// Spans still queued when trib stops (the batch delay far away) are
+/// sent before it exits.
+#[test]
+fn spans_queued_at_shutdown_are_sent_before_exit() {
+    let receiver = Receiver::http();
+    let upstream = Upstream::start();
+    let mut env = receiver.env("http/protobuf");
+    env.retain(|(k, _)| *k != "OTEL_BSP_SCHEDULE_DELAY");
+    env.push(("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()));
+    let (_app, mut trib) = start(env, &upstream, &[]);
+    assert_eq!(trib.get("/front/hello").0, 200);
+    assert!(
+        receiver.received.spans.lock().expect("lock").is_empty(),
+        "nothing is sent before the delay or a full batch"
+    );
+    trib.terminate();
+    let status = trib.wait_exit(Duration::from_secs(20)).expect("trib exits");
+    assert!(status.success(), "{status:?}\n{}", trib.log());
+    let spans = receiver.received.spans.lock().expect("lock").clone();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.kind == SpanKind::Server as i32 && s.name == "GET /front/..."),
+        "the request's server span arrived at shutdown: {:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -47,44 +47,28 @@ impl Db {
 
     /// Rows as JSON values, in column order.
     pub async fn rows(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<Vec<Vec<Json>>> {
-        match self {
-            Db::Sqlite(conn) => {
-                let params = params
-                    .into_iter()
-                    .map(Param::into_sqlite)
-                    .collect::<Vec<_>>();
-                let rows = conn
-                    .execute(sql, params)
-                    .await
-                    .map_err(|e| failed(sql, e))?
-                    .collect()
-                    .await
-                    .map_err(|e| failed(sql, e))?;
-                Ok(rows
-                    .iter()
-                    .map(|row| row.values.iter().map(value::sqlite_json).collect())
-                    .collect())
-            }
-            Db::Postgres(conn) => {
-                let sql = numbered_to_dollar(sql);
-                let params = params.into_iter().map(Param::into_pg).collect::<Vec<_>>();
-                let result = conn
-                    .query(sql.as_str(), params)
-                    .await
-                    .map_err(|e| failed(&sql, e))?;
-                let width = result.columns().len();
-                let rows = result.collect().await.map_err(|e| failed(&sql, e))?;
-                Ok(rows
-                    .iter()
-                    .map(|row| (0..width).map(|i| value::pg_json(&row[i])).collect())
-                    .collect())
-            }
-        }
+        self.query(sql, params, |v| value::sqlite_json(&v), value::pg_json)
+            .await
     }
 
     /// Rows with their values' types kept (bytes stay bytes), in column
     /// order.
     pub async fn cells(&self, sql: &str, params: Vec<Param>) -> anyhow::Result<Vec<Vec<Cell>>> {
+        self.query(sql, params, value::sqlite_cell, |v| {
+            value::pg_cell(v.clone())
+        })
+        .await
+    }
+
+    /// Runs `sql` and turns each value of each row into a `T`, by the
+    /// backend's own conversion.
+    async fn query<T>(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        from_sqlite: impl Fn(sqlite::Value) -> T,
+        from_pg: impl Fn(&pg::DbValue) -> T,
+    ) -> anyhow::Result<Vec<Vec<T>>> {
         match self {
             Db::Sqlite(conn) => {
                 let params = params
@@ -100,7 +84,7 @@ impl Db {
                     .map_err(|e| failed(sql, e))?;
                 Ok(rows
                     .into_iter()
-                    .map(|row| row.values.into_iter().map(value::sqlite_cell).collect())
+                    .map(|row| row.values.into_iter().map(&from_sqlite).collect())
                     .collect())
             }
             Db::Postgres(conn) => {
@@ -114,7 +98,7 @@ impl Db {
                 let rows = result.collect().await.map_err(|e| failed(&sql, e))?;
                 Ok(rows
                     .iter()
-                    .map(|row| (0..width).map(|i| value::pg_cell(row[i].clone())).collect())
+                    .map(|row| (0..width).map(|i| from_pg(&row[i])).collect())
                     .collect())
             }
         }

@@ -245,6 +245,49 @@ mod tests {
         );
     }
 
+    /// The query API's OpenAPI description documents `/api/v1/reports`;
+    /// a report must have exactly the keys its `Report` schema names.
+    #[test]
+    fn a_report_has_the_keys_the_openapi_schema_names() {
+        let doc: Json = serde_json::from_str(include_str!("../../query/openapi.json"))
+            .expect("openapi.json is JSON");
+        let schema = &doc["components"]["schemas"]["Report"];
+        let keys = |v: &Json| -> Vec<String> {
+            let mut keys: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        required.sort();
+        let w = Window::ending_at(30 * DAY_MS);
+        let daily = json!({"buckets": [{"start": 29 * DAY_MS, "count": 2, "unique_users": 1}]});
+        let by_event = json!({"buckets": [{"start": 29 * DAY_MS, "group": "a", "count": 2}]});
+        let funnel = json!({"steps": [{"event": "a", "conversion": 1.0}]});
+        let r = report(
+            "web",
+            1,
+            w,
+            &Answers {
+                daily: &daily,
+                by_event: &by_event,
+                funnel: Some(&funnel),
+                dead_letters: &[],
+            },
+        );
+        assert_eq!(keys(&r), required);
+        assert_eq!(keys(&r), keys(&schema["properties"]));
+        let items = |name: &str| &schema["properties"][name]["items"]["properties"];
+        assert_eq!(keys(&r["daily"][0]), keys(items("daily")));
+        assert_eq!(keys(&r["top_events"][0]), keys(items("top_events")));
+        let funnel_schema = &schema["properties"]["funnel"]["oneOf"][1]["properties"];
+        assert_eq!(keys(&r["funnel"]), keys(funnel_schema));
+    }
+
     #[test]
     fn no_previous_week_is_no_change_and_csv_quotes_odd_sources() {
         assert_eq!(change(5, 0), None);

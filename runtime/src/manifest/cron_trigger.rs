@@ -48,8 +48,7 @@ pub(super) fn cron_triggers(
             TriggerSite {
                 field: &field,
                 at,
-                kind: "cron",
-                index,
+                default_id: format!("inline-cron-component-{}", index + 1),
                 id: trigger.id.as_ref(),
             },
             &trigger.component,

@@ -89,8 +89,7 @@ pub(super) fn redis_triggers(
             TriggerSite {
                 field: &field,
                 at,
-                kind: "redis",
-                index,
+                default_id: format!("inline-redis-component-{}", index + 1),
                 id: trigger.id.as_ref(),
             },
             &trigger.component,

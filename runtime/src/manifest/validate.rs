@@ -157,50 +157,19 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<App, ManifestError> {
                 "a trigger has either a `component` or a `static_response`, not both: remove one",
             ));
         }
-        let component_id = match raw_component.get_ref() {
-            RawTriggerComponent::Reference(id) => {
-                if !components.contains_key(id) {
-                    let known: Vec<&str> = components.keys().map(String::as_str).collect();
-                    return Err(loc.error(
-                        raw_component.span().start,
-                        format!("{field}.component"),
-                        format!(
-                            "no component named {id:?} (define [component.{id}] or use one of: {})",
-                            if known.is_empty() {
-                                "none defined".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    ));
-                }
-                id.clone()
-            }
-            RawTriggerComponent::Inline(inline) => {
-                // The id names the component, and so directories under
-                // `.spin/`: it must be a kebab-case name like any other.
-                let id = match &trigger.id {
-                    Some(id) => {
-                        check_trigger_id(&loc, &field, id)?;
-                        if components.contains_key(id.get_ref()) {
-                            return Err(loc.error(
-                                id.span().start,
-                                format!("{field}.id"),
-                                format!(
-                                    "{:?} is already a component ID: give the inline component another id",
-                                    id.get_ref()
-                                ),
-                            ));
-                        }
-                        id.get_ref().clone()
-                    }
-                    None => format!("inline-component-{}", index + 1),
-                };
-                let component = component(&loc, &root, &id, inline, &variables)?;
-                components.insert(id.clone(), component);
-                id
-            }
-        };
+        let component_id = trigger_component(
+            &loc,
+            &root,
+            TriggerSite {
+                field: &field,
+                at: trigger_span,
+                default_id: format!("inline-component-{}", index + 1),
+                id: trigger.id.as_ref(),
+            },
+            raw_component,
+            &mut components,
+            &variables,
+        )?;
         http_triggers.push(HttpTrigger {
             route,
             component: component_id,
@@ -235,17 +204,16 @@ pub(super) struct TriggerSite<'a> {
     pub field: &'a str,
     /// The trigger's offset in the file.
     pub at: usize,
-    /// `redis`, `cron`.
-    pub kind: &'static str,
-    /// The trigger's index among its kind.
-    pub index: usize,
+    /// The ID its inline component gets without an `id`
+    /// (`inline-component-N` for HTTP, as Spin names them;
+    /// `inline-KIND-component-N` for the others).
+    pub default_id: String,
     /// The trigger's `id`, if given.
     pub id: Option<&'a Spanned<String>>,
 }
 
 /// The component a trigger runs: a defined one by ID, or its inline table,
-/// added to `components` under the trigger's `id` (or
-/// `inline-KIND-component-N`).
+/// added to `components` under the trigger's `id` (or its default ID).
 pub(super) fn trigger_component(
     loc: &Locator<'_>,
     root: &Path,
@@ -275,13 +243,18 @@ pub(super) fn trigger_component(
             Ok(id.clone())
         }
         RawTriggerComponent::Inline(inline) => {
-            let id = match site.id {
-                Some(id) => id.get_ref().clone(),
-                None => format!("inline-{}-component-{}", site.kind, site.index + 1),
+            // The id names the component, and so directories under
+            // `.spin/`: it must be a kebab-case name like any other.
+            if let Some(id) = site.id {
+                check_trigger_id(loc, field, id)?;
+            }
+            let (id, at) = match site.id {
+                Some(id) => (id.get_ref().clone(), id.span().start),
+                None => (site.default_id, site.at),
             };
             if components.contains_key(&id) {
                 return Err(loc.error(
-                    site.at,
+                    at,
                     format!("{field}.id"),
                     format!(
                         "{id:?} is already a component ID: give the inline component another id"

@@ -11,7 +11,8 @@
 //!   SDK `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SERVICE_NAME` and
 //!   `OTEL_RESOURCE_ATTRIBUTES`.
 //!
-//! Spans are batched and sent from a task on trib's own tokio runtime.
+//! Spans are queued by the SDK's batch thread and sent from trib's own
+//! tokio runtime ([`super::on_runtime`]).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -26,6 +27,12 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 /// The tracer, when export is on.
 pub(crate) fn tracer() -> Option<&'static SdkTracer> {
     TRACER.get()
+}
+
+/// Whether spans are exported: what per-request work that only feeds a
+/// trace checks first.
+pub fn on() -> bool {
+    TRACER.get().is_some()
 }
 
 /// Why tracing could not be set up (a bad `OTEL_*` value).
@@ -112,12 +119,8 @@ pub fn init_from_env() -> Result<Option<Exporting>, ExportError> {
             .build(),
     }
     .map_err(|e| ExportError::Exporter(e.to_string()))?;
-    let processor =
-        opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-            exporter,
-            opentelemetry_sdk::runtime::Tokio,
-        )
-        .build();
+    let exporter = super::on_runtime::OnRuntime::new(exporter, tokio::runtime::Handle::current());
+    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("trib");

@@ -5,6 +5,7 @@
 pub mod export;
 pub mod host_calls;
 pub mod logs;
+pub mod on_runtime;
 pub mod outbound;
 pub mod record;
 pub mod request;

@@ -1,6 +1,7 @@
 //! The end of a request, told once to everything that keeps count: the
 //! metrics, the request's span and the access log.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::logs;
@@ -14,7 +15,7 @@ pub struct RequestRecord {
     /// The request's span.
     pub trace: RequestTrace,
     /// The route pattern that matched (for the access log).
-    pub route: String,
+    pub route: Arc<str>,
     /// When routing started.
     pub started: Instant,
 }

@@ -58,6 +58,39 @@ impl RequestTrace {
         Self(Some(cx))
     }
 
+    /// Starts the root span of a trigger run that no request caused (a
+    /// Redis message, a cron tick): a new trace.
+    pub fn start_run(name: &str, kind: SpanKind, attributes: Vec<KeyValue>) -> Self {
+        let Some(tracer) = tracer() else {
+            return Self(None);
+        };
+        let parent = Context::new();
+        let span = tracer
+            .span_builder(name.to_owned())
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent);
+        let cx = parent.with_span(span);
+        if !cx.span().span_context().is_sampled() {
+            return Self(None);
+        }
+        Self(Some(cx))
+    }
+
+    /// Ends a trigger run's span with how it ended (`spin.outcome`; any
+    /// outcome but `ok` marks it failed).
+    pub fn finish_run(&self, outcome: &'static str) {
+        let Some(cx) = &self.0 else {
+            return;
+        };
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("spin.outcome", outcome));
+        if outcome != "ok" {
+            span.set_status(Status::error(outcome));
+        }
+        span.end();
+    }
+
     /// The span's context, when the request is traced.
     pub fn context(&self) -> Option<&Context> {
         self.0.as_ref()

@@ -1,6 +1,8 @@
 //! Shared test machinery: builds the guest components once per test process
 //! and runs a real `trib` on a free loopback port.
 
+pub mod rng;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
