@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::{AppDir, Trib, assert_mentions, build_wasm, repo_root, shared_cache};
 
 /// The cron guest, built once per test process.
-pub(crate) fn guest() -> &'static PathBuf {
+fn guest() -> &'static PathBuf {
     static GUEST: OnceLock<PathBuf> = OnceLock::new();
     GUEST.get_or_init(|| build_wasm(&repo_root().join("tests/guests"), "cron-p2"))
 }
@@ -29,7 +29,9 @@ sqlite_databases = ["default"]
 environment = {env}
 "#;
 
-fn app(env: &str) -> AppDir {
+/// The cron app, `env` its component's environment table (the traces
+/// test runs it too).
+pub(crate) fn app(env: &str) -> AppDir {
     AppDir::new(
         &APP.replace("{source}", &guest().display().to_string())
             .replace("{env}", env),

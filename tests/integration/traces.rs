@@ -457,21 +457,8 @@ fn guest_output_in_json_logs_carries_the_trace_id() {
 #[test]
 fn each_cron_tick_is_a_trace_with_its_host_calls() {
     let receiver = Receiver::http();
-    let app = AppDir::new(&format!(
-        r#"
-spin_manifest_version = 2
-[application]
-name = "cron-traced"
-[[trigger.cron]]
-component = "ticker"
-cron_expression = "*/1 * * * * *"
-[component.ticker]
-source = "{}"
-sqlite_databases = ["default"]
-environment = {{ CRON_TRAP_EVEN = "1" }}
-"#,
-        crate::cron_trigger::guest().display()
-    ));
+    // The cron test's app: every second, trapping on even ticks.
+    let app = crate::cron_trigger::app(r#"{ CRON_TRAP_EVEN = "1" }"#);
     let env = receiver.env("http/protobuf");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let _trib = Trib::start_with_env(&app, &shared_cache(), &[], &env);
