@@ -12,6 +12,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracer;
 
 use super::export::tracer;
 
@@ -41,16 +42,34 @@ impl RequestTrace {
             return Self(None);
         };
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-        let span = tracer
-            .span_builder(format!("{} {}", info.method, info.route))
-            .with_kind(SpanKind::Server)
-            .with_attributes([
+        Self::root(
+            tracer,
+            &parent,
+            format!("{} {}", info.method, info.route),
+            SpanKind::Server,
+            vec![
                 KeyValue::new("http.request.method", info.method.to_string()),
                 KeyValue::new("http.route", info.route.to_owned()),
                 KeyValue::new("url.path", info.path.to_owned()),
                 KeyValue::new("spin.component", info.component.to_owned()),
-            ])
-            .start_with_context(tracer, &parent);
+            ],
+        )
+    }
+
+    /// The span of one request or run under `parent`; none when the
+    /// sampler said no.
+    fn root(
+        tracer: &SdkTracer,
+        parent: &Context,
+        name: String,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Self {
+        let span = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
         let cx = parent.with_span(span);
         if !cx.span().span_context().is_sampled() {
             return Self(None);
@@ -64,17 +83,7 @@ impl RequestTrace {
         let Some(tracer) = tracer() else {
             return Self(None);
         };
-        let parent = Context::new();
-        let span = tracer
-            .span_builder(name.to_owned())
-            .with_kind(kind)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        if !cx.span().span_context().is_sampled() {
-            return Self(None);
-        }
-        Self(Some(cx))
+        Self::root(tracer, &Context::new(), name.to_owned(), kind, attributes)
     }
 
     /// Ends a trigger run's span with how it ended (`spin.outcome`; any
